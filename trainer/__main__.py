@@ -1,0 +1,104 @@
+"""Run one trial without Ray: ``python -m trainer --objective meanflow --preset smoke``.
+
+Flags map onto ``TrainConfig`` fields; ``--set KEY=VALUE`` reaches any other
+field or schedule parameter (``--set alpha.gamma=10``). Writes
+``<out-dir>/result.json``. ``--describe`` prints the model size and every
+registered target, schedule, objective and preset.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+
+from trainer.config import PRESETS
+from trainer.model import MODEL_SIZES
+from trainer.objectives import OBJECTIVES, SCHEDULES, TARGETS
+
+
+def _value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trainer", description="Train and score one objective.")
+    p.add_argument("--objective", choices=list(OBJECTIVES), default="meanflow")
+    p.add_argument("--preset", choices=list(PRESETS), default="smoke")
+    p.add_argument("--target", choices=list(TARGETS), help="override the objective's target")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--data-dir")
+    p.add_argument("--fid-cache")
+    p.add_argument("--out-dir", default="results/single")
+    p.add_argument("--no-compile", action="store_true", help="run the step eagerly")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other config key")
+    p.add_argument("--describe", action="store_true", help="print the model size and the registries, then exit")
+    return p.parse_args(argv)
+
+
+def describe() -> str:
+    from trainer.model import SmallDiT
+
+    lines = []
+    for name, cfg in MODEL_SIZES.items():
+        n = SmallDiT(cfg).num_params()
+        lines.append(f"model {name:6s} hidden {cfg.hidden} depth {cfg.depth} heads {cfg.heads} patch {cfg.patch}: "
+                     f"{n:,} parameters ({n / 1e6:.2f}M)")
+    lines.append("targets:    " + ", ".join(TARGETS))
+    lines.append("schedules:  " + ", ".join(SCHEDULES))
+    lines.append("objectives: " + ", ".join(f"{k} (FID {o.reference_fid})" for k, o in OBJECTIVES.items()))
+    lines.append("presets:    " + ", ".join(PRESETS))
+    return "\n".join(lines)
+
+
+def flat_config(args: argparse.Namespace) -> dict:
+    flat = {"objective": args.objective, "preset": args.preset, "out_dir": args.out_dir}
+    for key in ("target", "steps", "batch_size", "seed", "device", "data_dir", "fid_cache"):
+        if getattr(args, key) is not None:
+            flat[key] = getattr(args, key)
+    if args.no_compile:
+        flat["compile"] = False
+    for item in args.set:
+        key, eq, text = item.partition("=")
+        if not eq:
+            raise ValueError(f"--set {item!r} is not KEY=VALUE")
+        flat[key] = _value(text)
+    return flat
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.describe:
+        print(describe())
+        return 0
+    from trainer.config import from_flat
+    from trainer.data import DataError
+    from trainer.fid_cache import FidCacheMissing
+
+    try:
+        cfg = from_flat(flat_config(args))
+    except ValueError as e:  # UnknownName is a ValueError too
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from trainer.model import SmallDiT
+    from trainer.train import train
+
+    print(f"SmallDiT[{cfg.model}]: {SmallDiT(MODEL_SIZES[cfg.model]).num_params():,} parameters; "
+          f"target {cfg.target}, {cfg.steps} steps at batch {cfg.batch_size}", flush=True)
+    try:
+        result = train(cfg, report=lambda m: print(json.dumps(m), flush=True))
+    except (DataError, FidCacheMissing) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: result[k] for k in ("final_fid", "fid_kind", "final_mse", "wall_seconds", "config_hash")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Schedules of training progress for ``ratio_fm`` and ``alpha``.
+
+A schedule is a named function ``f(progress, **params) -> float`` with progress
+in [0, 1] (first step 0, last step 1). Specs are ``ScheduleSpec(name, params)``;
+``make_traj_params`` composes a ratio_fm and an alpha spec into the protocol's
+``sample_traj_params(batch_size, cur_step, max_steps, device)``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+from trainer.registry import Registry
+
+SCHEDULES = Registry("schedule")
+
+
+@SCHEDULES.register("constant")
+def constant(progress: float, value: float = 0.0) -> float:
+    """f(p) = value."""
+    return value
+
+
+@SCHEDULES.register("linear")
+def linear(progress: float, start: float = 1.0, end: float = 0.0) -> float:
+    """f(p) = start + (end - start) * p."""
+    return start + (end - start) * progress
+
+
+@SCHEDULES.register("cosine")
+def cosine(progress: float, start: float = 1.0, end: float = 0.0) -> float:
+    """f(p) = end + (start - end) * (1 + cos(pi p)) / 2: flat at both ends."""
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@SCHEDULES.register("step")
+def step(progress: float, before: float = 1.0, after: float = 0.0, at: float = 0.5) -> float:
+    """f(p) = before for p < at, else after."""
+    return before if progress < at else after
+
+
+@SCHEDULES.register("sigmoid")
+def sigmoid(progress: float, start: float = 1.0, end: float = 0.0, gamma: float = 25.0,
+            k_init: float = 0.0, k_end: float = 1.0, eta: float = 0.005) -> float:
+    """AlphaFlow's curriculum, from ``start`` to ``end``.
+
+    s(k) = 1 - sigmoid(gamma * (k - k_mid) / (k_end - k_init)), k_mid = (k_init + k_end) / 2,
+    clamped: s < eta -> 0 and s > 1 - eta -> 1; f = end + (start - end) * s.
+    With start=1, end=0 this is alpha(k) of AlphaFlow (Zhang et al. 2025), with k
+    measured as a fraction of the run.
+    """
+    mid = 0.5 * (k_init + k_end)
+    z = gamma * (progress - mid) / (k_end - k_init)
+    s = 1.0 - 1.0 / (1.0 + math.exp(-z)) if z > -700 else 1.0
+    if s < eta:
+        s = 0.0
+    elif s > 1.0 - eta:
+        s = 1.0
+    return end + (start - end) * s
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule by name with its parameters, e.g. ScheduleSpec("linear", {"start": 1, "end": 0})."""
+    name: str
+    params: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"schedule": self.name, **self.params}
+
+
+def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float], float]:
+    """Binds a spec's parameters, rejecting unknown ones with the accepted names."""
+    fn = SCHEDULES[spec.name]
+    accepted = [p for p in inspect.signature(fn).parameters if p != "progress"]
+    unknown = sorted(set(spec.params) - set(accepted))
+    if unknown:
+        raise ValueError(f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; "
+                         f"it accepts: {', '.join(accepted)}")
+    if spec.name == "sigmoid":
+        eta, k0, k1 = spec.params.get("eta", 0.005), spec.params.get("k_init", 0.0), spec.params.get("k_end", 1.0)
+        if not 0.0 < eta < 0.5:
+            raise ValueError(f"{what} sigmoid eta={eta} is outside (0, 0.5)")
+        if not k1 > k0:
+            raise ValueError(f"{what} sigmoid needs k_end > k_init, got k_init={k0}, k_end={k1}")
+    return functools.partial(fn, **spec.params)
+
+
+def progress_of(cur_step: int, max_steps: int) -> float:
+    """0 at the first step, 1 at the last (steps count from 0)."""
+    return min(max(cur_step / max(max_steps - 1, 1), 0.0), 1.0)
+
+
+def make_traj_params(ratio_spec: ScheduleSpec, alpha_spec: ScheduleSpec):
+    """Composes two schedules into the protocol's ``sample_traj_params``.
+
+    Both schedules are checked to stay in [0, 1] over the whole run before any
+    training starts. ``batch_size`` and ``device`` are part of the protocol's
+    signature; these schedules return Python floats (no device work, no sync).
+    """
+    ratio_fn = make_schedule(ratio_spec, "ratio_fm")
+    alpha_fn = make_schedule(alpha_spec, "alpha")
+    for name, fn in (("ratio_fm", ratio_fn), ("alpha", alpha_fn)):
+        for i in range(101):
+            value = fn(i / 100)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} schedule {fn.func.__name__}{fn.keywords} reaches {value:.4g} at "
+                                 f"progress {i / 100:.2f}; it must stay within [0, 1]")
+
+    def sample_traj_params(batch_size: int, cur_step: int, max_steps: int, device=None) -> tuple[float, float]:
+        p = progress_of(cur_step, max_steps)
+        return float(ratio_fn(p)), float(alpha_fn(p))
+
+    return sample_traj_params

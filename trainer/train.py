@@ -1,0 +1,209 @@
+"""One trial: train a SmallDiT with one objective, score it, write result.json.
+
+``train(config, report=None) -> dict`` is the shared trainer every sweep trial
+runs; it imports nothing from ``sweep`` or Ray. ``report(metrics)`` is called
+every ``eval_every`` steps with the intermediate FID, so a scheduler can stop
+bad trials early.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.config import TrainConfig, from_flat
+from trainer.data import DeviceImages, load_images
+from trainer.fid import FidScorer, final_fid
+from trainer.model import MODEL_SIZES, SmallDiT
+from trainer.objectives import make_traj_params, sample_times
+from trainer.runtime import atomic_torch_save, atomic_write_json, device_name, resolve_device, versions
+from trainer.sampler import sample_images
+from trainer.step import LossSpec, make_loss_fn
+
+CHECK_EVERY = 25  # steps between finiteness checks: each is one host sync
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; ``step`` is the first bad step."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss became {value} at step {step}")
+        self.step = step
+
+
+def build_model(cfg: TrainConfig, device) -> tuple[SmallDiT, SmallDiT]:
+    """The online network (math attention: it goes through the JVP) and its EMA copy (fused attention: sampling only)."""
+    net = SmallDiT(MODEL_SIZES[cfg.model]).to(device).set_attention("math")
+    ema = copy.deepcopy(net).requires_grad_(False).eval().set_attention("fused")
+    return net, ema
+
+
+class Trial:
+    """State and loop of one training run."""
+
+    def __init__(self, cfg: TrainConfig, report=None, images: torch.Tensor | None = None):
+        self.cfg, self.report = cfg, report
+        self.device = resolve_device(cfg.device)
+        self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.data = DeviceImages(images if images is not None else load_images(cfg.dataset, cfg.data_dir), self.device)
+        # Scoring is set up before training so a missing FID cache fails in seconds, not after the run.
+        self.scorer = FidScorer(cfg.fid_mode, self.device, cfg.fid_cache or None,
+                                workers=0 if cfg.fid_mode == "standin" else None)
+        torch.manual_seed(cfg.seed)  # right before the weights are drawn: nothing above may shift them
+        self.net, self.ema = build_model(cfg, self.device)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=self.device.type == "cuda")
+        self.amp = cfg.amp and self.device.type == "cuda"
+        spec = LossSpec(cfg.target, cfg.adaptive_p, cfg.adaptive_eps, cfg.discrete_weight, self.amp)
+        self.loss_fn = make_loss_fn(self.net, spec, compile=cfg.compile)
+        traj = make_traj_params(cfg.ratio_fm, cfg.alpha)
+        # The whole run's schedule, computed once: the step reads alpha from a
+        # device tensor (no host->device copy per step, which would sync).
+        self.schedule = [traj(cfg.batch_size, k, cfg.steps, self.device) for k in range(cfg.steps)]
+        self.alphas = torch.tensor([a for _, a in self.schedule], device=self.device)
+        # Per-step weighted loss (finiteness checks) and unweighted MSE (curves: the
+        # adaptive loss e / (e + eps) sits near 1 and hides progress), kept on the device.
+        self.losses = torch.full((cfg.steps,), float("nan"), device=self.device)
+        self.mse = torch.full((cfg.steps,), float("nan"), device=self.device)
+        self.fm_mse = torch.full((cfg.steps,), float("nan"), device=self.device)  # rows with t_next = t: a fixed target
+        self.step, self.intermediate, self.checked = 0, [], 0
+        self.ckpt = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir and cfg.checkpoint_every else None
+        if self.ckpt and self.ckpt.is_file():
+            self.load(self.ckpt)
+
+    # ------------------------------------------------------------------ step
+    def train_step(self, k: int) -> None:
+        cfg = self.cfg
+        ratio_fm, alpha = self.schedule[k]
+        x0 = self.data.batch(cfg.batch_size, self.gen)  # (B, 3, 32, 32)
+        x1 = torch.randn(x0.shape, generator=self.gen, device=self.device)
+        t, t_next = sample_times(cfg.batch_size, ratio_fm, self.gen, self.device, cfg.time_sampler,
+                                 cfg.time_mean, cfg.time_std)
+        loss, err = self.loss_fn(x0, x1, t, t_next, self.alphas[k], continuous=alpha == 0.0)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.opt.step()
+        ema_p, net_p = list(self.ema.parameters()), list(self.net.parameters())
+        torch._foreach_lerp_(ema_p, net_p, 1.0 - cfg.ema_decay)
+        self.losses[k] = loss.detach()
+        self.mse[k] = err.mean()
+        fm = (t_next == t).float()
+        self.fm_mse[k] = (err * fm).sum() / fm.sum().clamp_min(1.0)
+
+    def check_finite(self, upto: int) -> None:
+        """Reads the losses since the last check (one sync) and raises Diverged at the first bad one."""
+        chunk = self.losses[self.checked:upto].tolist()
+        for i, value in enumerate(chunk):
+            if not math.isfinite(value):
+                raise Diverged(self.checked + i, value)
+        self.checked = upto
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict:
+        cfg, start = self.cfg, time.perf_counter()
+        t_last, k_last = start, self.step
+        for k in range(self.step, cfg.steps):
+            self.train_step(k)
+            self.step = k + 1
+            if self.step % CHECK_EVERY == 0 or self.step == cfg.steps:
+                self.check_finite(self.step)
+            if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                now = time.perf_counter()
+                self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
+                t_last, k_last = time.perf_counter(), self.step
+            if self.ckpt and self.step % cfg.checkpoint_every == 0:
+                self.save(self.ckpt)
+        train_s = time.perf_counter() - start
+        res = final_fid(self.ema, self.scorer, cfg.fid_samples, seed=cfg.seed, sample_steps=cfg.sample_steps,
+                        amp=self.amp)
+        return self.finish(res, train_s)
+
+    def evaluate(self, steps_per_s: float) -> None:
+        self.check_finite(self.step)
+        n = self.cfg.eval_samples
+        res = self.scorer.score_model(self.ema, n, seed=self.cfg.seed, sample_steps=self.cfg.sample_steps,
+                                      amp=self.amp) if n else None
+        lo = max(0, self.step - self.cfg.eval_every)
+        metrics = {"step": self.step, "loss": float(self.losses[lo:self.step].mean()),
+                   "mse": float(self.mse[lo:self.step].mean()), "fm_mse": float(self.fm_mse[lo:self.step].mean()),
+                   "steps_per_s": steps_per_s, "progress": self.step / self.cfg.steps}
+        if res:
+            metrics.update(intermediate_fid=res.fid, intermediate_fid_kind=res.fid_kind)
+        self.intermediate.append(metrics)
+        if self.report:
+            self.report(dict(metrics))
+
+    def finish(self, res, train_s: float) -> dict:
+        cfg = self.cfg
+        losses, mse, fm_mse = self.losses.cpu(), self.mse.cpu(), self.fm_mse.cpu()
+        every = max(1, cfg.steps // 100)
+        result = {
+            "status": "completed", "config": cfg.to_flat(), "config_hash": cfg.config_hash(), "seed": cfg.seed,
+            "versions": versions(), "device": device_name(self.device), "steps": cfg.steps,
+            "final_fid": res.fid, "fid_kind": res.fid_kind, "fid_samples": res.num_samples,
+            "fid_seconds": res.seconds, "train_seconds": train_s, "wall_seconds": train_s + res.seconds,
+            "best_intermediate_fid": min((m["intermediate_fid"] for m in self.intermediate
+                                          if "intermediate_fid" in m), default=None),
+            "intermediate": self.intermediate,
+            # [step, loss, mse, fm_mse], each averaged over 1% of the run
+            "loss_curve": [[k] + [float(a[k:k + every].mean()) for a in (losses, mse, fm_mse)]
+                           for k in range(0, cfg.steps, every)],
+            "final_loss": float(losses[-every:].mean()),
+            "final_mse": float(mse[-every:].mean()),
+            "final_fm_mse": float(fm_mse[-every:].mean()),
+        }
+        if cfg.out_dir:
+            out = Path(cfg.out_dir)
+            save_sample_grid(self.ema, out / "samples.png", seed=cfg.seed, steps=cfg.sample_steps)
+            atomic_write_json(out / "result.json", result)
+        return result
+
+    # ------------------------------------------------------------ checkpoint
+    def save(self, path: Path) -> None:
+        atomic_torch_save(path, {
+            "config": self.cfg.to_flat(), "config_hash": self.cfg.config_hash(), "step": self.step,
+            "net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+            "losses": self.losses.cpu(), "mse": self.mse.cpu(), "fm_mse": self.fm_mse.cpu(), "intermediate": self.intermediate, "gen": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        })
+
+    def load(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["config_hash"] != self.cfg.config_hash():
+            raise ValueError(f"checkpoint {path} belongs to config {state['config_hash']}, "
+                             f"not {self.cfg.config_hash()}; remove it or use another out_dir")
+        self.net.load_state_dict(state["net"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["opt"])
+        self.losses.copy_(state["losses"].to(self.device))
+        self.mse.copy_(state["mse"].to(self.device))
+        self.fm_mse.copy_(state["fm_mse"].to(self.device))
+        self.gen.set_state(state["gen"].cpu() if hasattr(state["gen"], "cpu") else state["gen"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step = self.checked = state["step"]
+        self.intermediate = state["intermediate"]
+
+
+def save_sample_grid(net, path: Path, seed: int = 0, steps: int = 10, n: int = 64) -> None:
+    """An 8x8 grid of samples from a fixed seed, so grids of different trials are comparable."""
+    import torchvision
+
+    images = sample_images(net, n, seed=seed + 7919, steps=steps, batch_size=n)
+    grid = torchvision.utils.make_grid(images, nrow=8, padding=2)  # (3, H, W) uint8
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torchvision.io.write_png(grid, str(path))
+
+
+def train(config, report=None, images: torch.Tensor | None = None) -> dict:
+    """Runs one trial. ``config``: a TrainConfig or a flat dict (see ``trainer.config``)."""
+    cfg = config if isinstance(config, TrainConfig) else from_flat(config)
+    trial = Trial(cfg, report, images)
+    try:
+        return trial.run()
+    finally:
+        trial.scorer.close()
