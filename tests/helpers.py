@@ -26,3 +26,49 @@ def batch(n: int = 4, dtype=torch.float64, seed: int = 1, fm_rows: int = 0):
     t_next[:fm_rows] = t[:fm_rows]
     tt = t[:, None, None, None]
     return (1 - tt) * x0 + tt * x1, t, t_next, x1 - x0
+
+
+class NetworkAttempt(AssertionError):
+    pass
+
+
+def guard_network(monkeypatch):
+    """Fails any AF_INET/AF_INET6 connection; AF_UNIX (worker pipes) still works."""
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise NetworkAttempt(f"network access attempted: {address}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(NetworkAttempt(f"DNS lookup {a[:2]}")))
+
+
+def standin_inception_file(folder):
+    """A torchscript file shaped like clean-fid's Inception (``.layers`` maps (B,3,299,299) to 2048 features)."""
+    from pathlib import Path
+
+    class Layers(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.pool = torch.nn.AdaptiveAvgPool2d(4)
+            self.fc = torch.nn.Linear(48, 2048)
+
+        def forward(self, x):
+            return torch.tanh(self.fc(self.pool(x).flatten(1)))
+
+    class Base(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = Layers()
+
+        def forward(self, x):
+            return self.layers(x)
+
+    path = Path(folder) / "inception-2015-12-05.pt"
+    torch.jit.script(Base()).save(str(path))
+    return path
