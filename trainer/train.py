@@ -70,7 +70,7 @@ class Trial:
         self.mse = torch.full((cfg.steps,), float("nan"), device=self.device)
         self.fm_mse = torch.full((cfg.steps,), float("nan"), device=self.device)  # rows with t_next = t: a fixed target
         self.step, self.intermediate, self.checked = 0, [], 0
-        self.ckpt = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir and cfg.checkpoint_every else None
+        self.ckpt = checkpoint_path(cfg.out_dir) if cfg.out_dir and cfg.checkpoint_every else None
         if self.ckpt and self.ckpt.is_file():
             self.load(self.ckpt)
 
@@ -112,12 +112,12 @@ class Trial:
             self.step = k + 1
             if self.step % CHECK_EVERY == 0 or self.step == cfg.steps:
                 self.check_finite(self.step)
+            if self.ckpt and self.step % cfg.checkpoint_every == 0:
+                self.save(self.ckpt)  # before report(): a report may hand this checkpoint to a scheduler
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 now = time.perf_counter()
                 self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
                 t_last, k_last = time.perf_counter(), self.step
-            if self.ckpt and self.step % cfg.checkpoint_every == 0:
-                self.save(self.ckpt)
         train_s = time.perf_counter() - start
         res = final_fid(self.ema, self.scorer, cfg.fid_samples, seed=cfg.seed, sample_steps=cfg.sample_steps,
                         amp=self.amp)
@@ -187,6 +187,11 @@ class Trial:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = self.checked = state["step"]
         self.intermediate = state["intermediate"]
+
+
+def checkpoint_path(out_dir: str | Path) -> Path:
+    """Where a trial's checkpoint lives: a folder of its own, so it can be handed over whole."""
+    return Path(out_dir) / "ckpt" / "checkpoint.pt"
 
 
 def save_sample_grid(net, path: Path, seed: int = 0, steps: int = 10, n: int = 64) -> None:

@@ -1,0 +1,111 @@
+"""The Tune + Optuna machinery behind ``sweep.run`` (imported only once the arguments are good)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search.optuna import OptunaSearch
+
+from sweep.progress import RecordsCallback
+from sweep.records import SweepTable, rank
+from sweep.trainable import trainable
+from trainer.config import from_flat
+from trainer.runtime import atomic_write_json
+
+METRIC = "final_fid"  # what Optuna minimises; ASHA-stopped trials have none and are PRUNED there
+EARLY_METRIC = "intermediate_fid"  # what ASHA compares
+
+
+def load_sweep_args(folder: Path) -> dict:
+    return json.loads((folder / "sweep.json").read_text())
+
+
+def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int | None):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The study lives in the sweep folder: `optuna-dashboard sqlite:///<folder>/optuna.db` shows it.
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    searcher = OptunaSearch(space=space.define, metric=METRIC, mode="min", points_to_evaluate=space.points or None,
+                            sampler=optuna.samplers.TPESampler(seed=seed), storage=storage, study_name=name)
+    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
+
+
+def make_scheduler(kind: str, base: dict):
+    if kind == "none":
+        return FIFOScheduler()
+    cfg = from_flat(base)
+    if not cfg.eval_every:
+        raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
+    return ASHAScheduler(time_attr="step", metric=EARLY_METRIC, mode="min", max_t=cfg.steps,
+                         grace_period=cfg.eval_every, reduction_factor=2)
+
+
+def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
+    name = folder.name
+    if args.resume:
+        saved = load_sweep_args(folder)
+        trials, seed, scheduler_kind = saved["trials"], saved["seed"], saved["scheduler"]
+    else:
+        trials = args.trials or max(3, len(space.points))
+        seed, scheduler_kind = args.seed, args.scheduler
+        folder.mkdir(parents=True)
+        atomic_write_json(folder / "sweep.json", {
+            "name": name, "space": space.name, "preset": preset, "base": base, "trials": trials, "seed": seed,
+            "scheduler": scheduler_kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=args.address, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        gpus = args.gpus_per_trial
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        table = SweepTable(folder.parent, name, space.name, params=[])
+        callback = RecordsCallback(table, dict(zip(space.point_names, space.points)), trials, quiet=args.quiet)
+        fn = tune.with_resources(tune.with_parameters(trainable, base=base), {"cpu": args.cpus_per_trial, "gpu": gpus})
+        path = str(folder / "ray" / "tune")
+        if args.resume and tune.Tuner.can_restore(path):
+            tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=False,
+                                       restart_errored=False)
+        else:
+            tuner = tune.Tuner(
+                fn,
+                tune_config=tune.TuneConfig(
+                    search_alg=make_searcher(space, folder, name, seed, args.max_concurrent),
+                    scheduler=make_scheduler(scheduler_kind, base), num_samples=trials, reuse_actors=True),
+                run_config=tune.RunConfig(
+                    name="tune", storage_path=str(folder / "ray"), verbose=0, callbacks=[callback],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+        print(f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "
+              f"{args.cpus_per_trial:g} CPU / {gpus:g} GPU per trial -> {folder}", flush=True)
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+    return summarize(folder, name, trials)
+
+
+def summarize(folder: Path, name: str, trials: int, top: int = 5) -> int:
+    table = SweepTable(folder.parent, name, "", params=[])
+    table.load()
+    table.save()
+    rows = list(table.rows.values())
+    finished = [r for r in rows if r["status"] not in ("pending", "running")]
+    board = rank(table.frame())
+    print(f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
+          f"{sum(r['status'] in ('diverged', 'oom', 'error') for r in rows)} failed, "
+          f"{sum(r['status'] == 'stopped' for r in rows)} stopped early, of {trials}")
+    if len(board):
+        cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
+        print(board[cols].head(top).to_string(index=False))
+    print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
+    if len(finished) < trials:
+        print(f"interrupted: {len(finished)} of {trials} trials finished; continue with "
+              f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}")
+        return 130
+    return 0

@@ -1,0 +1,103 @@
+"""A Tune callback that keeps the results table current and prints progress."""
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+
+from ray.tune import Callback
+
+from sweep.records import SweepTable
+from sweep.trainable import FINAL_KEYS
+
+_FAILURE = re.compile(r"TrialFailure: ((diverged|oom)\b[^\n]*)")
+_DIVERGED_STEP = re.compile(r"diverged at step (\d+)")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def classify_error(text: str | None) -> tuple[str, str]:
+    """(status, one-line message) from a trial's error text."""
+    text = text or ""
+    m = _FAILURE.search(text)
+    if m:
+        return m.group(2), m.group(1)[:300]
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return "error", (lines[-1] if lines else "unknown error")[:300]
+
+
+class RecordsCallback(Callback):
+    """Writes trials.csv / leaderboard.csv as trials start, report and finish; prints one line per event."""
+
+    def __init__(self, table: SweepTable, baselines: dict[str, dict], total: int, quiet: bool = False):
+        self.table, self.baselines, self.total, self.quiet = table, baselines, total, quiet
+        self.t0 = time.time()
+
+    def setup(self, **info):
+        self.table.load()  # a resumed driver starts from what was written before
+        self.t0 = time.time()
+
+    def _say(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[{time.time() - self.t0:7.1f}s] {text}", flush=True)
+
+    @staticmethod
+    def _params(trial) -> dict:
+        return dict(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
+
+    def _baseline(self, params: dict) -> str | None:
+        return next((name for name, point in self.baselines.items()
+                     if all(params.get(k) == v for k, v in point.items())), None)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        params = self._params(trial)
+        self.table.update(trial.trial_id, status="running", started_at=now(), baseline=self._baseline(params), **params)
+        self.table.save()
+        self._say(f"start {trial.trial_id} {params}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "final_fid" in result or "step" not in result:
+            return
+        steps, rate = trial.config.get("steps") or result.get("steps_total"), result.get("steps_per_s") or 0
+        progress = result.get("progress", 0)
+        eta = (result["step"] / progress - result["step"]) / rate if rate and progress else float("nan")
+        fid = result.get("intermediate_fid")
+        self._say(f"{trial.trial_id} step {result['step']} ({100 * progress:.0f}%) {rate:.2f} steps/s "
+                  f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else ""))
+        if fid is not None:
+            row = self.table.rows.get(trial.trial_id, {})
+            best = min(fid, row.get("best_intermediate_fid", float("inf")))
+            self.table.update(trial.trial_id, best_intermediate_fid=best, step=result["step"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        last = trial.last_result or {}
+        if "final_fid" in last:
+            fields = {k: last[k] for k in FINAL_KEYS if k in last}
+            fields["gpu"] = fields.pop("device", None)
+            self.table.update(trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"),
+                              **fields)
+            self._say(f"done  {trial.trial_id} final FID {last['final_fid']:.4f} ({last.get('fid_kind')})")
+        else:  # ended by the scheduler (ASHA) before its final score
+            self.table.update(trial.trial_id, status="stopped", finished_at=now(), step=last.get("step"))
+            self._say(f"stopped {trial.trial_id} at step {last.get('step')} by the scheduler")
+        self._summary()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        status, message = classify_error(trial.get_error())
+        m = _DIVERGED_STEP.search(message)
+        self.table.update(trial.trial_id, status=status, error=message, finished_at=now(),
+                          diverged_step=int(m.group(1)) if m else None)
+        self._say(f"{status} {trial.trial_id}: {message}")
+        self._summary()
+
+    def _summary(self) -> None:
+        self.table.save()
+        rows = list(self.table.rows.values())
+        done = [r for r in rows if r["status"] == "completed"]
+        failed = sum(r["status"] in ("diverged", "oom", "error") for r in rows)
+        running = sum(r["status"] == "running" for r in rows)
+        best = min(done, key=lambda r: r["final_fid"], default=None)
+        self._say(f"{len(done)}/{self.total} completed, {running} running, {failed} failed"
+                  + (f"; best FID {best['final_fid']:.4f} ({best['trial_id']})" if best else ""))

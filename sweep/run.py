@@ -1,0 +1,142 @@
+"""Run a sweep: ``python -m sweep.run --space alpha_schedules``.
+
+Local Ray by default (started here, stopped at the end); ``--address auto`` or
+``HOST:PORT`` joins a running cluster. Each trial is ``trainer.train`` on one
+config suggested by Optuna (seeded TPE); known baselines in the space run first.
+Results: ``<results-dir>/<name>/trials.csv`` and ``leaderboard.csv``, merged into
+``<results-dir>/leaderboard.csv``. Ctrl-C or a killed driver: rerun with
+``--resume --name NAME``; finished trials are kept and the study continues.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth token under $HOME
+
+from search_spaces import SPACES  # noqa: E402
+from trainer.config import PRESETS  # noqa: E402
+
+
+class UsageError(ValueError):
+    """Bad command-line input: one sentence, exit code 2, nothing written."""
+
+
+def parse(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m sweep.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--space", choices=list(SPACES), default="baselines", help="what to search (see --list-spaces)")
+    p.add_argument("--trials", type=int, default=None, help="trials in the sweep (default: the space's baselines, at least 3)")
+    p.add_argument("--preset", choices=["auto", *PRESETS], default="auto",
+                   help="auto: seed when a GPU is visible, else the CPU smoke preset")
+    p.add_argument("--steps", type=int, help="override the preset's training steps")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--name", help="sweep name (default: <space>-<time>); with --resume, the sweep to continue")
+    p.add_argument("--resume", action="store_true", help="continue the sweep --name after a crash or Ctrl-C")
+    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what resources allow)")
+    p.add_argument("--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (TPE) and of every trial")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (on every node)")
+    p.add_argument("--fid-cache", default=None, help="FID cache folder (on every node); default $MEANFLOW_FID_CACHE")
+    p.add_argument("--list-spaces", action="store_true", help="print the search spaces and exit")
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    return p.parse_args(argv)
+
+
+def list_spaces() -> str:
+    width = max(map(len, SPACES))
+    return "\n".join(f"{name:{width}s}  {space.description}" for name, space in SPACES.items())
+
+
+def pick_preset(preset: str) -> str:
+    if preset != "auto":
+        return preset
+    import torch
+
+    picked = "seed" if torch.cuda.is_available() else "smoke"
+    print(f"--preset auto: {'a GPU is visible' if picked == 'seed' else 'no GPU visible'}, using '{picked}'", flush=True)
+    return picked
+
+
+def check_args(args: argparse.Namespace) -> Path:
+    """Every usage check before anything is written or started; returns the sweep folder."""
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials {args.trials} must be at least 1")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps} must be a positive integer")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent {args.max_concurrent} must be at least 1")
+    if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
+        raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
+        raise UsageError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    if args.resume and not args.name:
+        raise UsageError("--resume needs --name, the sweep to continue")
+    results = Path(args.results_dir).absolute()
+    probe = results
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise UsageError(f"--results-dir {args.results_dir} is not writable")
+    name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = results / name
+    if args.resume and not (folder / "sweep.json").is_file():
+        raise UsageError(f"--resume: there is no sweep {name!r} in {results}")
+    if not args.resume and folder.exists():
+        raise UsageError(f"sweep {name!r} already exists in {results}: use --resume to continue it or another --name")
+    return folder
+
+
+def base_config(args: argparse.Namespace, preset: str) -> dict:
+    base = {"preset": preset, "seed": args.seed, "data_dir": str(Path(args.data_dir).absolute())}
+    if args.steps is not None:
+        base["steps"] = args.steps
+    if args.fid_cache:
+        base["fid_cache"] = str(Path(args.fid_cache).expanduser().absolute())
+    return base
+
+
+def check_configs(base: dict, space) -> None:
+    """Builds every baseline's config now, so a bad value fails before Ray starts."""
+    from trainer.config import from_flat
+
+    for point in space.points or [{}]:
+        try:
+            from_flat({**base, **point})
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    if args.list_spaces:
+        print(list_spaces())
+        return 0
+    try:
+        folder = check_args(args)
+        if args.resume:
+            from sweep.driver import load_sweep_args
+            saved = load_sweep_args(folder)
+            preset, space = saved["preset"], SPACES[saved["space"]]
+            base = saved["base"]
+        else:
+            preset, space = pick_preset(args.preset), SPACES[args.space]
+            base = base_config(args, preset)
+            check_configs(base, space)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from sweep.driver import run_sweep
+
+    return run_sweep(args, folder, space, preset, base)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The Ray Tune function trainable: a thin adapter around ``trainer.train``.
+
+It turns Tune's flat config into the trainer's frozen dataclass, forwards each
+intermediate result with ``tune.report`` (with the trial's checkpoint), and
+restores from Tune's checkpoint when a trial is resumed. Failures are raised
+with a status word first (``diverged: ...``, ``oom: ...``) so the driver can
+record them; Tune marks the trial ERROR and Optuna is told it FAILED (never a
+fake FID).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+FINAL_KEYS = ("final_fid", "best_intermediate_fid", "fid_kind", "fid_samples", "steps", "wall_seconds",
+              "train_seconds", "fid_seconds", "device", "config_hash", "seed", "final_loss", "final_fm_mse")
+
+
+class TrialFailure(RuntimeError):
+    """A trial that failed in a known way; the message starts with its status."""
+
+
+def trial_config(config: dict, base: dict, out_dir: Path):
+    from trainer.config import from_flat
+
+    flat = {**base, **config, "out_dir": str(out_dir)}
+    flat.setdefault("checkpoint_every", from_flat(flat).eval_every)
+    return from_flat(flat)
+
+
+def trainable(config: dict, base: dict) -> None:
+    import torch
+    from ray import tune
+
+    from trainer.train import Diverged, checkpoint_path, train
+
+    ctx = tune.get_context()
+    out_dir = Path(ctx.get_trial_dir()) / "out"
+    cfg = trial_config(config, base, out_dir)
+    restored = tune.get_checkpoint()
+    if restored is not None:  # a resumed trial continues from its last report
+        with restored.as_directory() as d:
+            dest = checkpoint_path(out_dir)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(d) / dest.name, dest)
+
+    def report(metrics: dict) -> None:
+        ckpt = checkpoint_path(out_dir).parent
+        checkpoint = tune.Checkpoint.from_directory(str(ckpt)) if (ckpt / "checkpoint.pt").is_file() else None
+        tune.report(metrics, checkpoint=checkpoint)
+
+    try:
+        result = train(cfg, report=report)
+    except Diverged as e:
+        raise TrialFailure(f"diverged at step {e.step}: {e}") from None
+    except torch.OutOfMemoryError as e:
+        torch.cuda.empty_cache()  # free the device for the next trial on this worker
+        raise TrialFailure(f"oom: {str(e).splitlines()[0][:200]}") from None
+    final = {k: result[k] for k in FINAL_KEYS if k in result}
+    final["versions"] = json.dumps(result["versions"], sort_keys=True)
+    final["step"] = cfg.steps
+    tune.report(final)
