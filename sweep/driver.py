@@ -22,6 +22,24 @@ METRIC = "final_fid"  # what Optuna minimises; ASHA-stopped trials have none and
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
 
 
+class FinalOnlyOptunaSearch(OptunaSearch):
+    """OptunaSearch told only final results.
+
+    Intermediate reports carry ``intermediate_fid`` (for ASHA), not ``final_fid``;
+    the stock searcher indexes every result by its metric and would fail on them,
+    and a resumed sweep can replay results of trials Optuna already closed.
+    Early stopping is ASHA's job, so Optuna needs no intermediate values: each
+    trial's final value arrives through ``on_trial_complete``.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        return None
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id in self._ot_trials:  # unknown after some restores: nothing to tell
+            super().on_trial_complete(trial_id, result, error)
+
+
 def load_sweep_args(folder: Path) -> dict:
     return json.loads((folder / "sweep.json").read_text())
 
@@ -30,7 +48,7 @@ def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The study lives in the sweep folder: `optuna-dashboard sqlite:///<folder>/optuna.db` shows it.
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
-    searcher = OptunaSearch(space=space.define, metric=METRIC, mode="min", points_to_evaluate=space.points or None,
+    searcher = FinalOnlyOptunaSearch(space=space.define, metric=METRIC, mode="min", points_to_evaluate=space.points or None,
                             sampler=optuna.samplers.TPESampler(seed=seed), storage=storage, study_name=name)
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
 
@@ -83,19 +101,19 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
         print(f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "
               f"{args.cpus_per_trial:g} CPU / {gpus:g} GPU per trial -> {folder}", flush=True)
-        tuner.fit()
+        grid = tuner.fit()
+        ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
     finally:
         if started:
             ray.shutdown()
-    return summarize(folder, name, trials)
+    return summarize(folder, name, trials, ended)
 
 
-def summarize(folder: Path, name: str, trials: int, top: int = 5) -> int:
+def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5) -> int:
     table = SweepTable(folder.parent, name, "", params=[])
     table.load()
     table.save()
     rows = list(table.rows.values())
-    finished = [r for r in rows if r["status"] not in ("pending", "running")]
     board = rank(table.frame())
     print(f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
           f"{sum(r['status'] in ('diverged', 'oom', 'error') for r in rows)} failed, "
@@ -104,8 +122,8 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5) -> int:
         cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
         print(board[cols].head(top).to_string(index=False))
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
-    if len(finished) < trials:
-        print(f"interrupted: {len(finished)} of {trials} trials finished; continue with "
+    if ended < trials:
+        print(f"interrupted: {ended} of {trials} trials finished; continue with "
               f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}")
         return 130
     return 0

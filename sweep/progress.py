@@ -37,6 +37,9 @@ class RecordsCallback(Callback):
 
     def setup(self, **info):
         self.table.load()  # a resumed driver starts from what was written before
+        for trial_id, row in self.table.rows.items():
+            if row["status"] in ("pending", "running"):  # a dead driver's trial; Tune may resume it under its id
+                self.table.update(trial_id, status="interrupted")
         self.t0 = time.time()
 
     def _say(self, text: str) -> None:

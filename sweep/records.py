@@ -26,7 +26,7 @@ LEAD = ["rank", "trial_id", "sweep", "space", "status", "error", "diverged_step"
 TAIL = ["final_fid", "meanflow_fid", "delta_vs_meanflow", "best_intermediate_fid", "fid_kind", "fid_samples", "steps",
         "step", "final_loss", "final_fm_mse", "train_seconds", "fid_seconds", "wall_seconds", "gpu", "seed",
         "config_hash", "versions", "started_at", "finished_at"]
-STATUSES = ("pending", "running", "completed", "stopped", "diverged", "oom", "error")
+STATUSES = ("pending", "running", "completed", "stopped", "diverged", "oom", "error", "interrupted")
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -55,6 +55,7 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     """
     if frame.empty or "final_fid" not in frame:
         return pd.DataFrame(columns=["rank", *frame.columns, "meanflow_fid", "delta_vs_meanflow"])
+    frame = frame.assign(final_fid=pd.to_numeric(frame["final_fid"], errors="coerce"))
     done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()].copy()
     measured = done[done.get("baseline", pd.Series(index=done.index, dtype=object)) == "meanflow"]
     measured = measured.groupby("fid_kind")["final_fid"].min().to_dict()
@@ -64,7 +65,7 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
             return measured[kind]
         return MEANFLOW_REFERENCE_FID if kind == PROTOCOL_FID_KIND else math.nan
 
-    done["meanflow_fid"] = done["fid_kind"].map(reference)
+    done["meanflow_fid"] = pd.Series([reference(k) for k in done["fid_kind"]], index=done.index, dtype=float)
     done["delta_vs_meanflow"] = done["final_fid"] - done["meanflow_fid"]
     done = done.sort_values(["fid_kind", "final_fid"], kind="stable")
     done.insert(0, "rank", done.groupby("fid_kind").cumcount() + 1)

@@ -18,8 +18,12 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth token under $HOME
+# Intermediate reports carry intermediate_fid, the last one final_fid: each metric
+# is absent from some results by design, which Tune's strict check would reject.
+os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 from search_spaces import SPACES  # noqa: E402
+from trainer.cli import Parser, parse_sets  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
 
 
@@ -28,7 +32,7 @@ class UsageError(ValueError):
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m sweep.run", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m sweep.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--space", choices=list(SPACES), default="baselines", help="what to search (see --list-spaces)")
     p.add_argument("--trials", type=int, default=None, help="trials in the sweep (default: the space's baselines, at least 3)")
     p.add_argument("--preset", choices=["auto", *PRESETS], default="auto",
@@ -45,6 +49,8 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (on every node)")
     p.add_argument("--fid-cache", default=None, help="FID cache folder (on every node); default $MEANFLOW_FID_CACHE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any trainer config key for every trial, e.g. --set fid_samples=5000")
     p.add_argument("--list-spaces", action="store_true", help="print the search spaces and exit")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     return p.parse_args(argv)
@@ -100,6 +106,10 @@ def base_config(args: argparse.Namespace, preset: str) -> dict:
         base["steps"] = args.steps
     if args.fid_cache:
         base["fid_cache"] = str(Path(args.fid_cache).expanduser().absolute())
+    try:
+        base.update(parse_sets(args.set))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     return base
 
 

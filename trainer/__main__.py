@@ -8,24 +8,18 @@ registered target, schedule, objective and preset.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
+
+from trainer.cli import Parser, parse_sets
 
 from trainer.config import PRESETS
 from trainer.model import MODEL_SIZES
 from trainer.objectives import OBJECTIVES, SCHEDULES, TARGETS
 
 
-def _value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m trainer", description="Train and score one objective.")
+    p = Parser(prog="python -m trainer", description="Train and score one objective.")
     p.add_argument("--objective", choices=list(OBJECTIVES), default="meanflow")
     p.add_argument("--preset", choices=list(PRESETS), default="smoke")
     p.add_argument("--target", choices=list(TARGETS), help="override the objective's target")
@@ -64,11 +58,7 @@ def flat_config(args: argparse.Namespace) -> dict:
             flat[key] = getattr(args, key)
     if args.no_compile:
         flat["compile"] = False
-    for item in args.set:
-        key, eq, text = item.partition("=")
-        if not eq:
-            raise ValueError(f"--set {item!r} is not KEY=VALUE")
-        flat[key] = _value(text)
+    flat.update(parse_sets(args.set))
     return flat
 
 
@@ -82,7 +72,7 @@ def main(argv=None) -> int:
     from trainer.fid_cache import FidCacheMissing
 
     try:
-        cfg = from_flat(flat_config(args))
+        cfg = from_flat(flat_config(args))  # --set errors are ValueErrors too
     except ValueError as e:  # UnknownName is a ValueError too
         print(f"error: {e}", file=sys.stderr)
         return 2

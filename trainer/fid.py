@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from trainer.cli import Parser
 from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, prepare, require
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
@@ -126,7 +127,7 @@ def final_fid(model, scorer: FidScorer, num_samples: int = 50_000, seed: int = 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.fid", description=__doc__.split("\n\n")[0])
+    p = Parser(prog="python -m trainer.fid", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["prepare", "check"])
     p.add_argument("--fid-cache", default=None, help="cache folder (default: $MEANFLOW_FID_CACHE or ~/.cache/meanflow-sweep/fid)")
     args = p.parse_args(argv)

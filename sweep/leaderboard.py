@@ -1,0 +1,55 @@
+"""Print or export the leaderboard merged across sweeps.
+
+    python -m sweep.leaderboard                      # top 20 of results/
+    python -m sweep.leaderboard --space alpha_schedules --top 5
+    python -m sweep.leaderboard --csv best.csv       # export (atomic write)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from sweep.records import merge_leaderboards, rank, write_csv
+from trainer.cli import Parser
+
+SHOW = ["rank", "trial_id", "sweep", "space", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind", "steps", "gpu"]
+
+
+def main(argv=None) -> int:
+    p = Parser(prog="python -m sweep.leaderboard", description=__doc__.split("\n\n")[0])
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--space", help="only trials of this search space")
+    p.add_argument("--csv", help="write the (filtered) leaderboard to this file instead of printing it")
+    args = p.parse_args(argv)
+    results = Path(args.results_dir)
+    if args.top < 1:
+        print(f"error: --top {args.top} must be at least 1", file=sys.stderr)
+        return 2
+    if not results.is_dir() or not any(results.glob("*/trials.csv")):
+        print(f"error: no sweep results in {results}: run python -m sweep.run first", file=sys.stderr)
+        return 2
+    board = merge_leaderboards(results)
+    if args.space:
+        spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
+        if args.space not in spaces:
+            print(f"error: no completed trials of space {args.space!r} in {results}; spaces there: "
+                  f"{', '.join(spaces) or 'none'}", file=sys.stderr)
+            return 2
+        board = rank(board[board["space"] == args.space].drop(columns=["rank", "meanflow_fid", "delta_vs_meanflow"]))
+    board = board.groupby("fid_kind", sort=False).head(args.top) if len(board) else board
+    if args.csv:
+        write_csv(board, Path(args.csv))
+        print(f"wrote {len(board)} rows to {args.csv}")
+    elif board.empty:
+        print("no completed trials yet")
+    else:
+        print(board[[c for c in SHOW if c in board]].to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Real Ray Tune + Optuna sweeps of smoke trials on CPU (Ray started once per test run)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from sweep.run import main
+
+QUICK = ["--preset", "smoke", "--steps", "20", "--quiet", "--set", "fid_samples=128", "--set", "eval_every=10",
+         "--set", "eval_samples=64"]
+
+
+def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
+    assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b1", *QUICK]) == 0
+    trials = pd.read_csv(tmp_path / "b1" / "trials.csv")
+    assert len(trials) == 3 and set(trials["status"]) == {"completed"}
+    assert sorted(trials["objective"]) == ["alphaflow", "meanflow", "pureflow"]
+    assert sorted(trials["baseline"]) == ["alphaflow", "meanflow", "pureflow"]
+    for col in ("trial_id", "space", "objective", "final_fid", "best_intermediate_fid", "fid_kind", "steps",
+                "wall_seconds", "gpu", "seed", "config_hash", "versions"):
+        assert col in trials and trials[col].notna().all(), col
+    assert set(trials["fid_kind"]) == {"standin/synthetic/128/euler10"}
+    board = pd.read_csv(tmp_path / "b1" / "leaderboard.csv")
+    assert list(board["rank"]) == [1, 2, 3]
+    assert board["final_fid"].is_monotonic_increasing
+    meanflow = board.loc[board["baseline"] == "meanflow", "final_fid"].item()
+    assert (board["delta_vs_meanflow"] - (board["final_fid"] - meanflow)).abs().max() < 1e-12
+
+    # a second sweep into the same folder: the merged board holds both, each (config_hash, seed) once
+    assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b2", "--trials", "3", *QUICK]) == 0
+    merged = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(merged) == 3 and not merged.duplicated(["config_hash", "seed"]).any()
+    assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b3", "--seed", "1",
+                 "--trials", "3", *QUICK]) == 0
+    merged = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(merged) == 6 and list(merged["rank"]) == list(range(1, 7))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "nope"], "invalid choice: 'nope' (choose from 'baselines', 'alpha_schedules'"),
+    (["--preset", "huge"], "invalid choice: 'huge' (choose from 'auto', 'seed', 'smoke')"),
+    (["--trials", "0"], "--trials 0 must be at least 1"),
+    (["--resume", "--name", "ghost"], "there is no sweep 'ghost'"),
+    (["--set", "ratio_fm.value=2"], "reaches 2"),
+    (["--set", "bogus_key=1"], "unknown config key 'bogus_key'"),
+])
+def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, capsys, args, message):
+    results = tmp_path / "r"
+    with pytest.raises(SystemExit) as exc:
+        sys.exit(main([*args, "--results-dir", str(results)]))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not results.exists()
+
+
+def test_unwritable_results_dir(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user who can write anywhere")
+        assert main(["--results-dir", str(ro / "x")]) == 2
+        assert "is not writable" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
+
+
+def test_list_spaces(capsys):
+    assert main(["--list-spaces"]) == 0
+    out = capsys.readouterr().out
+    for name in ("baselines", "alpha_schedules", "ratio_fm_schedules", "target_variants", "full"):
+        assert name in out
+
+
+def _wait_for_completed(csv, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        if csv.is_file():
+            try:
+                frame = pd.read_csv(csv)
+                if (frame["status"] == "completed").any():
+                    return frame
+            except (pd.errors.EmptyDataError, KeyError):
+                pass
+        time.sleep(1)
+    raise AssertionError("no trial completed in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session, tmp_path, sig):
+    """A driver stopped by Ctrl-C or killed outright: --resume keeps finished trials and completes the rest."""
+    args = ["--space", "baselines", "--results-dir", str(tmp_path), "--name", "r", "--max-concurrent", "1",
+            "--preset", "smoke", "--steps", "150", "--quiet", "--set", "fid_samples=64", "--set", "eval_every=50",
+            "--set", "eval_samples=0"]
+    proc = subprocess.Popen([sys.executable, "-m", "sweep.run", *args], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        first = _wait_for_completed(tmp_path / "r" / "trials.csv")
+    finally:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=120)
+    done = first[first["status"] == "completed"]
+    assert main([*args, "--resume"]) == 0
+    after = pd.read_csv(tmp_path / "r" / "trials.csv")
+    kept = after.set_index("trial_id").loc[done["trial_id"]]
+    assert list(kept["final_fid"]) == list(done["final_fid"]) and set(kept["status"]) == {"completed"}
+    # every baseline finished; a trial whose finish the killed driver never persisted may have run twice
+    completed = after[after["status"] == "completed"]
+    assert set(completed["objective"]) == {"pureflow", "meanflow", "alphaflow"}
+    assert not after["status"].isin(["running", "pending"]).any()
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert len(board) == 3  # the same config hash and seed is ranked once

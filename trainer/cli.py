@@ -1,0 +1,33 @@
+"""Command-line helpers shared by every entry point: one-sentence usage errors, KEY=VALUE overrides."""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage dump) and exit code 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def literal(text: str):
+    """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, 'linear' -> 'linear'."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_sets(items: list[str]) -> dict:
+    """['alpha.gamma=10', 'lr=1e-3'] -> {'alpha.gamma': 10, 'lr': 0.001}."""
+    out = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        if not eq or not key:
+            raise ValueError(f"--set {item!r} is not KEY=VALUE")
+        out[key] = literal(text)
+    return out
