@@ -40,7 +40,7 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
         alpha: 0-d tensor, this step's alpha (dt = alpha * (t - t_next)).
         continuous: host bool, alpha == 0 (picks the JVP or the discrete branch).
     Returns:
-        (loss, per-row squared error (N,)) both fp32; loss carries the gradient.
+        (loss, per-row squared error (N,)), fp32 or wider; loss carries the gradient.
     """
     tt = t[:, None, None, None]
     x_t = (1 - tt) * x0 + tt * x1  # (N, C, H, W)
@@ -49,7 +49,8 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
     device_type = x0.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=spec.amp and device_type == "cuda"):
         u, target = fused_target(spec.target)(net, x_t, t, t_next, dt, v, continuous)
-    err = (u.float() - target.float()).pow(2).flatten(1).mean(1)  # (N,)
+    acc = torch.promote_types(u.dtype, torch.float32)  # fp32 at least (bf16 under autocast), fp64 stays fp64
+    err = (u.to(acc) - target.to(acc)).pow(2).flatten(1).mean(1)  # (N,)
     w = adaptive_weight(err, spec.adaptive_p, spec.adaptive_eps) * discrete_row_weight(dt, alpha, spec.discrete_weight)
     return (w * err).mean(), err.detach()
 

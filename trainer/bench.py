@@ -1,0 +1,194 @@
+"""Speed of a trial's parts, one JSON line per measured thing.
+
+    python -m trainer.bench --device cpu --size tiny     # seconds, on any laptop
+    python -m trainer.bench --device cuda --size seed    # the research protocol's sizes, on a GPU
+
+Measures: the training step per objective (naive: target from the plain target
+function, then a second forward, fp32 eager; fast: fused target, bf16 on GPU,
+compiled whole), with time to first step (compilation included) and peak
+memory; 10-step Euler sampling images/s; clean-fid resize and feature
+images/s. Timings are real measurements of this machine: nothing is assumed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import torch
+
+from trainer.cli import Parser
+from trainer.model import MODEL_SIZES, SmallDiT
+from trainer.objectives import TARGETS, sample_times
+from trainer.step import LossSpec, make_loss_fn
+
+SIZES = {  # model, batch, sampler batch, sampler images, fid images
+    "tiny": ("tiny", 16, 64, 256, 64),
+    "seed": ("seed", 128, 2000, 10_000, 5_000),
+}
+STEP_CASES = {  # name: (target, alpha)
+    "pureflow": ("pureflow", 0.0),
+    "meanflow": ("meanflow", 0.0),
+    "alphaflow_discrete": ("alphaflow", 0.5),
+}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def emit(record: dict) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def naive_loss(net, x0, x1, t, t_next, alpha, *, continuous, spec):
+    """The seed script's way: the plain target function, then a second forward for the loss."""
+    tt = t[:, None, None, None]
+    x_t, v = (1 - tt) * x0 + tt * x1, x1 - x0
+    dt = alpha * (t - t_next)
+    target = TARGETS[spec.target](net, x_t, t, t_next, dt, v, x0.device)
+    err = (net(x_t, t, t_next) - target).pow(2).flatten(1).mean(1)
+    return (err / (err.detach() + spec.adaptive_eps)).mean(), err.detach()
+
+
+def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False) -> dict:
+    model, batch = SIZES[size][:2]
+    target, alpha = STEP_CASES[name]
+    torch.manual_seed(0)
+    net = SmallDiT(MODEL_SIZES[model]).to(device).set_attention("math")
+    if target == "pureflow" and fast:
+        net.set_attention("fused")  # no JVP: the fused kernel is allowed
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type == "cuda")
+    amp = fast and device.type == "cuda"
+    spec = LossSpec(target, amp=amp)
+    loss_fn = make_loss_fn(net, spec, compile=compile_) if fast else (
+        lambda *a, continuous: naive_loss(net, *a, continuous=continuous, spec=spec))
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.randn(batch, 3, 32, 32, device=device, generator=g)
+    alpha_t = torch.tensor(alpha, device=device)
+
+    def one():
+        x1 = torch.randn(x0.shape, device=device, generator=g)
+        t, t_next = sample_times(batch, 0.75 if target != "pureflow" else 1.0, g, device)
+        loss, _ = loss_fn(x0, x1, t, t_next, alpha_t, continuous=alpha == 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rec = {"what": "train_step", "objective": name, "variant": "fast" if fast else "naive", "size": size,
+           "batch": batch, "device": str(device), "compiled": fast and compile_, "bf16": amp}
+    start = time.perf_counter()
+    one()
+    _sync(device)
+    rec["first_step_s"] = round(time.perf_counter() - start, 2)
+    for _ in range(warmup):
+        one()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = one()
+    _sync(device)
+    rec["ms_per_step"] = round(1000 * (time.perf_counter() - start) / steps, 2)
+    rec["loss_finite"] = bool(torch.isfinite(loss).item())
+    if device.type == "cuda":
+        rec["peak_mem_GiB"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    return rec
+
+
+def bench_sampler(device, size, compile_: bool) -> dict:
+    from trainer.sampler import euler_sample
+
+    model, _, batch, n, _ = SIZES[size]
+    net = SmallDiT(MODEL_SIZES[model]).to(device).eval().set_attention("fused")
+    fn = torch.compile(net) if compile_ else net
+    amp = device.type == "cuda"
+
+    def run(batches):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            for _ in range(batches):
+                euler_sample(fn, torch.randn(batch, 3, 32, 32, device=device), 10)
+        _sync(device)
+
+    start = time.perf_counter()
+    run(1)  # warm-up and compilation, outside the timing
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    run(max(1, n // batch))
+    dt = time.perf_counter() - start
+    images = max(1, n // batch) * batch
+    return {"what": "euler10_sampling", "size": size, "batch": batch, "images": images, "compiled": compile_,
+            "bf16": amp, "first_batch_s": round(first, 2), "images_per_s": round(images / dt, 1)}
+
+
+def bench_fid_features(device, size, workers: int) -> list[dict]:
+    """clean-fid's resize across ``workers`` processes, and the feature net's images/s."""
+    import torchvision
+
+    from trainer.data import synthetic_images
+    from trainer.fid_features import ResizePool, StandinFeatures, extract_features
+
+    n = SIZES[size][4]
+    images = synthetic_images(n)
+    out = []
+    with ResizePool(workers) as pool:
+        hwc = images.permute(0, 2, 3, 1).numpy()
+        list(pool.map(hwc[:workers * 8 or 8], 8))  # start the workers outside the timing
+        start = time.perf_counter()
+        for _ in pool.map(hwc, 250):
+            pass
+        dt = time.perf_counter() - start
+        out.append({"what": "clean_resize", "images": n, "workers": workers, "images_per_s": round(n / dt, 1)})
+        if size == "seed":  # Inception-v3's compute (random weights: the real ones may be absent offline)
+            net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+            net.fc = torch.nn.Identity()
+            model = net.to(device).eval()
+        else:
+            model = StandinFeatures().to(device)
+        start = time.perf_counter()
+        extract_features(images, model, device, pool, batch_size=500)
+        _sync(device)
+        dt = time.perf_counter() - start
+        out.append({"what": "fid_features", "model": type(model).__name__, "images": n, "workers": workers,
+                    "images_per_s": round(n / dt, 1), "note": "resize + features, pipelined"})
+    return out
+
+
+def main(argv=None) -> int:
+    p = Parser(prog="python -m trainer.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--size", choices=list(SIZES), default="tiny")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="resize processes")
+    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="auto: on for CUDA only")
+    p.add_argument("--only", default="", help="comma list of: step,naive,sampler,fid")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {args.device}: no CUDA GPU is visible")
+    compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
+    only = set(filter(None, args.only.split(","))) or {"step", "naive", "sampler", "fid"}
+    emit({"what": "machine", "device": str(device), "torch": torch.__version__,
+          "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "cpus": os.cpu_count()})
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    for name in STEP_CASES:
+        if "naive" in only:
+            emit(bench_step(name, device, args.size, False, args.steps, args.warmup))
+        if "step" in only:
+            emit(bench_step(name, device, args.size, True, args.steps, args.warmup, compile_))
+    if "sampler" in only:
+        emit(bench_sampler(device, args.size, compile_))
+    if "fid" in only:
+        for rec in bench_fid_features(device, args.size, args.workers):
+            emit(rec)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
