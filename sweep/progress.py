@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from datetime import datetime, timezone
 
 from ray.tune import Callback
@@ -87,8 +88,16 @@ class RecordsCallback(Callback):
             self._say(f"stopped {trial.trial_id} at step {last.get('step')} by the scheduler")
         self._summary()
 
+    @staticmethod
+    def _error_text(trial) -> str | None:
+        # The driver-side copy is written before this callback; the storage copy (get_error) is synced later.
+        local = trial.error_file
+        if local and Path(local).is_file():
+            return Path(local).read_text()
+        return trial.get_error()
+
     def on_trial_error(self, iteration, trials, trial, **info):
-        status, message = classify_error(trial.get_error())
+        status, message = classify_error(self._error_text(trial))
         m = _DIVERGED_STEP.search(message)
         self.table.update(trial.trial_id, status=status, error=message, finished_at=now(),
                           diverged_step=int(m.group(1)) if m else None)

@@ -113,15 +113,27 @@ def base_config(args: argparse.Namespace, preset: str) -> dict:
     return base
 
 
-def check_configs(base: dict, space) -> None:
-    """Builds every baseline's config now, so a bad value fails before Ray starts."""
-    from trainer.config import from_flat
+def check_configs(base: dict, space, local: bool) -> None:
+    """Builds every baseline's config and, on a local run, opens the data and FID cache, before Ray starts.
 
-    for point in space.points or [{}]:
-        try:
-            from_flat({**base, **point})
-        except ValueError as e:
-            raise UsageError(str(e)) from None
+    On a cluster (--address) data and caches live on the worker nodes, so only
+    the configs are checked here; a node missing them fails its trials with the
+    same one-sentence message.
+    """
+    from trainer.config import from_flat
+    from trainer.data import DataError, load_images
+    from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, require
+
+    try:
+        configs = [from_flat({**base, **point}) for point in space.points or [{}]]
+        cfg = configs[0]
+        if local:
+            load_images(cfg.dataset, cfg.data_dir)
+            if cfg.fid_mode == "clean-fid":
+                for name in (STATS_FILE, INCEPTION_FILE):
+                    require(cache_dir(cfg.fid_cache or None), name)
+    except (ValueError, DataError, FidCacheMissing) as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv=None) -> int:
@@ -139,7 +151,7 @@ def main(argv=None) -> int:
         else:
             preset, space = pick_preset(args.preset), SPACES[args.space]
             base = base_config(args, preset)
-            check_configs(base, space)
+            check_configs(base, space, local=args.address is None)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ["MEANFLOW_OFFLINE"] = "1"  # tests never download; subprocesses inherit it
 
 
 @pytest.fixture(scope="session")

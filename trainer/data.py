@@ -17,22 +17,34 @@ class DataError(RuntimeError):
     """The dataset is missing or malformed; the message says what to put where."""
 
 
-def load_cifar10(data_dir: str, download: bool = True) -> torch.Tensor:
+OFFLINE_ENV = "MEANFLOW_OFFLINE"  # set to 1: never download (clusters, air-gapped machines, tests)
+
+
+def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
     """CIFAR-10 train (50,000 images) as uint8 (N, 3, 32, 32), via torchvision.
 
-    Looks in ``data_dir`` first; downloads there where the network allows.
+    Looks in ``data_dir`` first; downloads there where the network allows,
+    unless ``MEANFLOW_OFFLINE=1``.
     """
     from torchvision.datasets import CIFAR10
 
+    if download is None:
+        download = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
     try:
-        ds = CIFAR10(data_dir, train=True, download=False)
-    except RuntimeError:
-        if not download:
-            raise DataError(_missing(data_dir)) from None
         try:
-            ds = CIFAR10(data_dir, train=True, download=True)
-        except Exception as e:  # offline: URLError, socket errors, bad archive
-            raise DataError(f"{_missing(data_dir)} (download failed: {type(e).__name__})") from None
+            ds = CIFAR10(data_dir, train=True, download=False)
+        except RuntimeError:  # torchvision's "Dataset not found or corrupted"
+            if not download:
+                raise DataError(_missing(data_dir)) from None
+            try:
+                ds = CIFAR10(data_dir, train=True, download=True)
+            except Exception as e:  # offline: URLError, socket errors, a bad archive
+                raise DataError(f"{_missing(data_dir)} (download failed: {type(e).__name__})") from None
+    except DataError:
+        raise
+    except Exception as e:  # present but unreadable: truncated pickles, permissions
+        raise DataError(f"CIFAR-10 in {os.path.abspath(data_dir)} could not be read ({type(e).__name__}: {e}); "
+                        f"replace it with torchvision's {CIFAR_ARCHIVE}") from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     check_images(images, f"CIFAR-10 in {data_dir}")
     return images

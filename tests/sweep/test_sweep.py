@@ -110,3 +110,18 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
     assert not after["status"].isin(["running", "pending"]).any()
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(board) == 3  # the same config hash and seed is ranked once
+
+
+def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path):
+    import optuna
+
+    args = ["--space", "baselines", "--results-dir", str(tmp_path), "--name", "d", "--trials", "1", "--preset",
+            "smoke", "--steps", "30", "--quiet", "--set", "lr=1e30", "--set", "eval_every=0"]
+    assert main(args) == 0
+    trials = pd.read_csv(tmp_path / "d" / "trials.csv")
+    assert list(trials["status"]) == ["diverged"]
+    assert 0 < trials["diverged_step"].item() < 30 and "loss became" in trials["error"].item()
+    assert pd.read_csv(tmp_path / "d" / "leaderboard.csv").empty
+    study = optuna.load_study(study_name="d", storage=f"sqlite:///{tmp_path / 'd' / 'optuna.db'}")
+    ran = [t.state for t in study.trials if t.state != optuna.trial.TrialState.WAITING]  # WAITING: unused baselines
+    assert ran == [optuna.trial.TrialState.FAIL]

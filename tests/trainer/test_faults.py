@@ -1,0 +1,41 @@
+"""Faults inside a trial: divergence is caught, checkpoints resume to the same result."""
+import pytest
+import torch
+
+from trainer import train
+from trainer.train import Diverged, checkpoint_path
+
+BASE = {"preset": "smoke", "objective": "meanflow", "steps": 40, "eval_every": 20, "eval_samples": 0,
+        "fid_samples": 64, "checkpoint_every": 20}
+
+
+def test_nan_loss_stops_the_trial_with_its_step():
+    with pytest.raises(Diverged) as exc:
+        train({**BASE, "lr": 1e30, "eval_every": 0, "checkpoint_every": 0})
+    assert 0 < exc.value.step < 25 and "loss became" in str(exc.value)
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_a_restarted_trial_continues_from_its_checkpoint_to_the_same_result(tmp_path):
+    whole = train({**BASE, "out_dir": str(tmp_path / "whole")})
+
+    def crash(metrics):
+        if metrics["step"] == 20:
+            raise Crash("killed after the step-20 checkpoint")
+
+    out = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        train({**BASE, "out_dir": str(out)}, report=crash)
+    assert torch.load(checkpoint_path(out), weights_only=False)["step"] == 20
+    resumed = train({**BASE, "out_dir": str(out)})
+    assert resumed["loss_curve"] == whole["loss_curve"]  # bit for bit: weights, optimiser, EMA and RNG restored
+    assert resumed["final_fid"] == whole["final_fid"]
+
+
+def test_a_checkpoint_of_another_config_is_refused(tmp_path):
+    train({**BASE, "steps": 20, "out_dir": str(tmp_path)})
+    with pytest.raises(ValueError, match="belongs to config"):
+        train({**BASE, "steps": 20, "seed": 5, "out_dir": str(tmp_path)})
