@@ -43,9 +43,14 @@ class TrainConfig:
     time_sampler: str = "logit_normal"  # name from TIME_SAMPLERS
     time_mean: float = -0.4  # logit-normal location (MeanFlow's ImageNet setting)
     time_std: float = 1.0  # logit-normal scale
+    time_mean_r: float | None = None  # the second draw's location (None: time_mean), shapes t_next separately
+    time_std_r: float | None = None  # the second draw's scale (None: time_std)
+    interval_start: float = 1.0  # interval curriculum: intervals scaled by this at step 0, by 1 at the end; 1 = off
     adaptive_p: float = 1.0  # adaptive loss weight power (MeanFlow p = 1; 0 is plain MSE)
     adaptive_eps: float = 1e-3  # adaptive loss weight eps (MeanFlow c = 1e-3)
     discrete_weight: str = "inv_alpha"  # weight of rows with dt > 0: see objectives/loss.py
+    target_clamp: float = 0.0  # > 0 clamps every target value to [-c, c] (AlphaFlow: 4); 0 = off
+    teacher_decay: float = 0.99  # EMA rate of the teacher network of teacher targets (ema_teacher); 0 = online net
     # --- model and data ---
     model: str = "tiny"  # name from MODEL_SIZES
     dataset: str = "synthetic"  # cifar10 | synthetic
@@ -150,8 +155,14 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"lr={cfg.lr} must be > 0")
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(f"ema_decay={cfg.ema_decay} must be in [0, 1)")
-    if not cfg.time_std > 0:
-        raise ValueError(f"time_std={cfg.time_std} must be > 0")
+    if not cfg.time_std > 0 or (cfg.time_std_r is not None and not cfg.time_std_r > 0):
+        raise ValueError(f"time_std={cfg.time_std} and time_std_r={cfg.time_std_r} must be > 0")
+    if not 0.0 < cfg.interval_start <= 1.0:
+        raise ValueError(f"interval_start={cfg.interval_start} must be in (0, 1]")
+    if cfg.target_clamp < 0:
+        raise ValueError(f"target_clamp={cfg.target_clamp} must be >= 0 (0 disables it)")
+    if not 0.0 <= cfg.teacher_decay < 1.0:
+        raise ValueError(f"teacher_decay={cfg.teacher_decay} must be in [0, 1)")
     if not cfg.adaptive_eps > 0 or cfg.adaptive_p < 0:
         raise ValueError(f"adaptive weighting needs eps > 0 and p >= 0, got eps={cfg.adaptive_eps}, p={cfg.adaptive_p}")
     make_traj_params(cfg.ratio_fm, cfg.alpha)  # checks names, parameters and the [0, 1] range

@@ -27,10 +27,11 @@ class LossSpec:
     adaptive_p: float = 1.0
     adaptive_eps: float = 1e-3
     discrete_weight: str = "inv_alpha"
+    target_clamp: float = 0.0  # > 0: clamp every target value to [-c, c] (AlphaFlow uses 4); 0: off
     amp: bool = False  # bf16 autocast (only meaningful on CUDA)
 
 
-def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec):
+def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec, teacher=None):
     """Weighted loss of one batch.
 
     Args:
@@ -39,6 +40,7 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
         t, t_next: (N,) with t_next <= t.
         alpha: 0-d tensor, this step's alpha (dt = alpha * (t - t_next)).
         continuous: host bool, alpha == 0 (picks the JVP or the discrete branch).
+        teacher: the network that computes the target for teacher targets (an EMA of net), else None.
     Returns:
         (loss, per-row squared error (N,)), fp32 or wider; loss carries the gradient.
     """
@@ -48,20 +50,22 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
     dt = alpha * (t - t_next)  # (N,)
     device_type = x0.device.type
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=spec.amp and device_type == "cuda"):
-        u, target = fused_target(spec.target)(net, x_t, t, t_next, dt, v, continuous)
+        u, target = fused_target(spec.target)(net, x_t, t, t_next, dt, v, continuous, teacher)
+    if spec.target_clamp > 0:
+        target = target.clamp(-spec.target_clamp, spec.target_clamp)
     acc = torch.promote_types(u.dtype, torch.float32)  # fp32 at least (bf16 under autocast), fp64 stays fp64
     err = (u.to(acc) - target.to(acc)).pow(2).flatten(1).mean(1)  # (N,)
     w = adaptive_weight(err, spec.adaptive_p, spec.adaptive_eps) * discrete_row_weight(dt, alpha, spec.discrete_weight)
     return (w * err).mean(), err.detach()
 
 
-def make_loss_fn(net, spec: LossSpec, compile: bool = False):
+def make_loss_fn(net, spec: LossSpec, compile: bool = False, teacher=None):
     """``loss_fn(x0, x1, t, t_next, alpha, continuous)``, compiled whole when asked.
 
     At most two graphs are compiled per trial (continuous True/False); the
     batch's randomness is drawn outside so eager and compiled runs see the same data.
     """
-    fn = functools.partial(training_loss, net, spec=spec)
+    fn = functools.partial(training_loss, net, spec=spec, teacher=teacher)
     if not compile:
         return lambda *a, continuous: fn(*a, continuous=continuous)
     compiled = torch.compile(fn)

@@ -18,7 +18,8 @@ from trainer.config import TrainConfig, from_flat
 from trainer.data import DeviceImages, load_images
 from trainer.fid import FidScorer, final_fid
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import make_traj_params, sample_times
+from trainer.objectives import TEACHER_TARGETS, make_traj_params, sample_times
+from trainer.objectives.schedules import progress_of
 from trainer.runtime import atomic_torch_save, atomic_write_bytes, atomic_write_json, device_name, resolve_device, versions
 from trainer.sampler import sample_images
 from trainer.step import LossSpec, make_loss_fn
@@ -61,8 +62,10 @@ class Trial:
         # The sampler needs no JVP: fused attention, and compiled on a GPU (shapes are
         # fixed by SAMPLE_BATCH, so it compiles once per trial process).
         self.sampler_net = torch.compile(self.ema) if cfg.compile and self.device.type == "cuda" else self.ema
-        spec = LossSpec(cfg.target, cfg.adaptive_p, cfg.adaptive_eps, cfg.discrete_weight, self.amp)
-        self.loss_fn = make_loss_fn(self.net, spec, compile=cfg.compile)
+        spec = LossSpec(cfg.target, cfg.adaptive_p, cfg.adaptive_eps, cfg.discrete_weight, cfg.target_clamp, self.amp)
+        # Teacher targets compute with an EMA of the online weights (math attention: it takes JVPs).
+        self.teacher = copy.deepcopy(self.net).requires_grad_(False) if cfg.target in TEACHER_TARGETS else None
+        self.loss_fn = make_loss_fn(self.net, spec, compile=cfg.compile, teacher=self.teacher)
         traj = make_traj_params(cfg.ratio_fm, cfg.alpha)
         # The whole run's schedule, computed once: the step reads alpha from a
         # device tensor (no host->device copy per step, which would sync).
@@ -84,16 +87,19 @@ class Trial:
         ratio_fm, alpha = self.schedule[k]
         x0 = self.data.batch(cfg.batch_size, self.gen)  # (B, 3, 32, 32)
         x1 = torch.randn(x0.shape, generator=self.gen, device=self.device)
-        t, t_next = sample_times(cfg.batch_size, ratio_fm, self.gen, self.device, cfg.time_sampler,
-                                 cfg.time_mean, cfg.time_std)
+        scale = cfg.interval_start + (1.0 - cfg.interval_start) * progress_of(k, cfg.steps)
+        t, t_next = sample_times(cfg.batch_size, ratio_fm, self.gen, self.device, cfg.time_sampler, cfg.time_mean,
+                                 cfg.time_std, cfg.time_mean_r, cfg.time_std_r, scale)
         loss, err = self.loss_fn(x0, x1, t, t_next, self.alphas[k], continuous=alpha == 0.0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
         self.opt.step()
-        ema_p, net_p = list(self.ema.parameters()), list(self.net.parameters())
-        torch._foreach_lerp_(ema_p, net_p, 1.0 - cfg.ema_decay)
+        net_p = list(self.net.parameters())
+        torch._foreach_lerp_(list(self.ema.parameters()), net_p, 1.0 - cfg.ema_decay)
+        if self.teacher is not None:
+            torch._foreach_lerp_(list(self.teacher.parameters()), net_p, 1.0 - cfg.teacher_decay)
         self.losses[k] = loss.detach()
         self.mse[k] = err.mean()
         fm = (t_next == t).float()
@@ -172,6 +178,7 @@ class Trial:
         atomic_torch_save(path, {
             "config": self.cfg.to_flat(), "config_hash": self.cfg.config_hash(), "step": self.step,
             "net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
             "losses": self.losses.cpu(), "mse": self.mse.cpu(), "fm_mse": self.fm_mse.cpu(), "intermediate": self.intermediate, "gen": self.gen.get_state(),
             "torch_rng": torch.get_rng_state(),
         })
@@ -183,6 +190,8 @@ class Trial:
                              f"not {self.cfg.config_hash()}; remove it or use another out_dir")
         self.net.load_state_dict(state["net"])
         self.ema.load_state_dict(state["ema"])
+        if self.teacher is not None:
+            self.teacher.load_state_dict(state["teacher"])
         self.opt.load_state_dict(state["opt"])
         self.losses.copy_(state["losses"].to(self.device))
         self.mse.copy_(state["mse"].to(self.device))

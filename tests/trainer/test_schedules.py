@@ -72,5 +72,8 @@ def test_baselines():
     assert mf(128, 500, 10_000, "cpu") == (0.75, 0.0)
     assert pf(128, 500, 10_000, "cpu")[0] == 1.0
     assert af(128, 0, 10_000, "cpu") == (0.75, 1.0) and af(128, 9_999, 10_000, "cpu") == (0.75, 0.0)
-    assert [o.reference_fid for o in OBJECTIVES.values()] == [86.21, 41.81, 48.62]
+    from trainer.objectives.baselines import KNOWN
+
+    assert [OBJECTIVES[k].reference_fid for k in KNOWN] == [86.21, 41.81, 48.62]
+    assert KNOWN == ["pureflow", "meanflow", "alphaflow"]
     assert set(SCHEDULES) >= {"constant", "linear", "cosine", "step", "sigmoid"}

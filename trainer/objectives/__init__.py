@@ -21,11 +21,12 @@ The research protocol's two extension points live here:
 from trainer.objectives.baselines import OBJECTIVES, Objective
 from trainer.objectives.loss import DISCRETE_WEIGHTS, adaptive_weight, discrete_row_weight
 from trainer.objectives.schedules import SCHEDULES, ScheduleSpec, make_schedule, make_traj_params
-from trainer.objectives.targets import TARGETS, FUSED_TARGETS, fused_target
+from trainer.objectives.targets import TARGETS, FUSED_TARGETS, TEACHER_TARGETS, fused_target
+from trainer.objectives import variants  # noqa: F401  (registers the variant targets)
 from trainer.objectives.time_sampling import TIME_SAMPLERS, sample_times
 
 __all__ = [
     "OBJECTIVES", "Objective", "DISCRETE_WEIGHTS", "adaptive_weight", "discrete_row_weight",
     "SCHEDULES", "ScheduleSpec", "make_schedule", "make_traj_params",
-    "TARGETS", "FUSED_TARGETS", "fused_target", "TIME_SAMPLERS", "sample_times",
+    "TARGETS", "FUSED_TARGETS", "TEACHER_TARGETS", "fused_target", "TIME_SAMPLERS", "sample_times",
 ]

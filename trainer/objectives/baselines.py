@@ -29,10 +29,11 @@ class Objective:
     alpha: ScheduleSpec
     reference_fid: float | None = None  # the protocol's known FID, if any
     description: str = ""
+    extra: dict = field(default_factory=dict)  # other flat config keys this objective sets (loss weighting ...)
 
     def flat(self) -> dict:
         """The objective as the flat config keys the trainer accepts."""
-        out = {"target": self.target}
+        out = {"target": self.target, **self.extra}
         for prefix, spec in (("ratio_fm", self.ratio_fm), ("alpha", self.alpha)):
             out[f"{prefix}.schedule"] = spec.name
             out.update({f"{prefix}.{k}": v for k, v in spec.params.items()})
@@ -53,3 +54,21 @@ _register("alphaflow", Objective(
     "alphaflow", ScheduleSpec("constant", {"value": 0.75}),
     ScheduleSpec("sigmoid", {"start": 1.0, "end": 0.0, "gamma": 25.0, "eta": 0.005}),
     48.62, "AlphaFlow: discrete target, alpha curriculum 1 -> 0"))
+
+# The three objectives with a known FID at the protocol (the reference table).
+KNOWN = [name for name, obj in OBJECTIVES.items() if obj.reference_fid is not None]
+
+# Variants (trainer/objectives/variants.py) with the settings their papers use; no known FID yet.
+_register("splitmeanflow", Objective(
+    "splitmeanflow", ScheduleSpec("constant", {"value": 0.75}), ScheduleSpec("constant", {"value": 0.5}),
+    None, "SplitMeanFlow: split at the interval's midpoint, plain MSE", {"adaptive_p": 0.0}))
+_register("shortcut", Objective(
+    "shortcut", ScheduleSpec("constant", {"value": 0.75}), ScheduleSpec("constant", {"value": 0.0}),
+    None, "Shortcut self-consistency: one jump = two half jumps, plain MSE", {"adaptive_p": 0.0}))
+_register("imf", Objective(
+    "imf", ScheduleSpec("constant", {"value": 0.75}), ScheduleSpec("constant", {"value": 0.0}),
+    None, "velocity-anchored MeanFlow: JVP along the model's own velocity"))
+_register("ema_teacher", Objective(
+    "ema_teacher", ScheduleSpec("constant", {"value": 0.75}),
+    ScheduleSpec("sigmoid", {"start": 1.0, "end": 0.0, "gamma": 25.0, "eta": 0.005}),
+    None, "AlphaFlow's target from an EMA teacher (rate 0.99)", {"teacher_decay": 0.99}))

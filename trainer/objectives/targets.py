@@ -7,10 +7,13 @@ It returns the target, shaped like x_t, with no gradient.
 
 The training step wants more: the prediction u = net(x_t, t, t_next) *with*
 gradient and the target from the same pass (one forward-mode JVP yields both).
-``FUSED_TARGETS[name]`` is ``fused(net, x_t, t, t_next, dt, velocity, continuous)
--> (u, target)``, where ``continuous`` is a host-side bool (alpha == 0) so a
-compiled step never branches on device data. A target without a fused form
-gets the generic one (its own call plus a separate forward for u).
+``FUSED_TARGETS[name]`` is ``fused(net, x_t, t, t_next, dt, velocity, continuous,
+teacher) -> (u, target)``, where ``continuous`` is a host-side bool (alpha == 0)
+so a compiled step never branches on device data, and ``teacher`` is the
+network a target may compute with instead of ``net`` (the EMA teacher of
+``ema_teacher``; ``None`` for the others). A target without a fused form gets
+the generic one (its own call on the teacher or the net, plus a forward for u).
+``TEACHER_TARGETS`` names the targets for which the trainer keeps a teacher.
 """
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ from trainer.registry import Registry
 
 TARGETS = Registry("target")
 FUSED_TARGETS = Registry("fused target")
+TEACHER_TARGETS: set[str] = set()
+# Targets that are differences of near-equal network outputs (self-consistency):
+# bf16's ~0.4% rounding is as large as their signal, so they are computed in fp32.
+FP32_TARGETS: set[str] = set()
 
 
 def _bcast(s: torch.Tensor) -> torch.Tensor:
@@ -88,12 +95,12 @@ def alphaflow_target(net, x_t, t, t_next, dt, velocity, device):
 
 
 @FUSED_TARGETS.register("pureflow")
-def _pureflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool):
+def _pureflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
     return net(x_t, t, t_next), velocity
 
 
 @FUSED_TARGETS.register("meanflow")
-def _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool):
+def _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
     # The primal output of the JVP keeps its graph to the parameters: it is the
     # prediction the loss differentiates; the tangent only feeds the target.
     u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
@@ -101,7 +108,7 @@ def _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool):
 
 
 @FUSED_TARGETS.register("alphaflow")
-def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool):
+def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
     # alpha is one number per step, so every non-flow-matching row of a batch
     # is either continuous (alpha == 0) or discrete (alpha > 0).
     if continuous:
@@ -118,7 +125,10 @@ def fused_target(name: str):
         return FUSED_TARGETS[name]
     plain = TARGETS[name]
 
-    def generic(net, x_t, t, t_next, dt, velocity, continuous: bool):
-        tgt = plain(net, x_t, t, t_next, dt, velocity, x_t.device)
+    fp32 = name in FP32_TARGETS
+
+    def generic(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
+        with torch.autocast(x_t.device.type, enabled=not fp32 and torch.is_autocast_enabled(x_t.device.type)):
+            tgt = plain(teacher if teacher is not None else net, x_t, t, t_next, dt, velocity, x_t.device)
         return net(x_t, t, t_next), tgt.detach()
     return generic

@@ -17,22 +17,32 @@ TIME_SAMPLERS = Registry("time sampler")
 
 @TIME_SAMPLERS.register("logit_normal")
 def logit_normal(n: int, generator: torch.Generator, device, mean: float = -0.4, std: float = 1.0):
-    """Two logit-normal draws per row -> (a, b), each (N,) in (0, 1)."""
-    z = torch.randn(2, n, generator=generator, device=device) * std + mean
-    return torch.sigmoid(z).unbind(0)
+    """sigmoid(N(mean, std)): (N,) in (0, 1)."""
+    return torch.sigmoid(torch.randn(n, generator=generator, device=device) * std + mean)
 
 
 @TIME_SAMPLERS.register("uniform")
 def uniform(n: int, generator: torch.Generator, device, mean: float = 0.0, std: float = 1.0):
-    """Two uniform draws on (0, 1); mean and std are ignored."""
-    return torch.rand(2, n, generator=generator, device=device).unbind(0)
+    """U(0, 1): (N,); mean and std are ignored."""
+    return torch.rand(n, generator=generator, device=device)
 
 
 def sample_times(n: int, ratio_fm: float, generator: torch.Generator, device, sampler: str = "logit_normal",
-                 mean: float = -0.4, std: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(t, t_next), each (N,), with t_next <= t and exactly round(ratio_fm * N) rows with t_next == t."""
-    a, b = TIME_SAMPLERS[sampler](n, generator, device, mean=mean, std=std)
+                 mean: float = -0.4, std: float = 1.0, mean_r: float | None = None, std_r: float | None = None,
+                 interval_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(t, t_next), each (N,), with t_next <= t and exactly round(ratio_fm * N) rows with t_next == t.
+
+    ``mean_r`` / ``std_r``: the second draw's own location and scale (default:
+    the first's), so t and t_next can be shaped separately. ``interval_scale``
+    in (0, 1] shrinks every interval, t_next = t - scale (t - t_next): the
+    interval curriculum moves it from short intervals to full ones over training.
+    """
+    draw = TIME_SAMPLERS[sampler]
+    a = draw(n, generator, device, mean=mean, std=std)
+    b = draw(n, generator, device, mean=mean if mean_r is None else mean_r, std=std if std_r is None else std_r)
     t, t_next = torch.maximum(a, b), torch.minimum(a, b)
+    if interval_scale != 1.0:
+        t_next = t - interval_scale * (t - t_next)
     n_fm = int(round(ratio_fm * n))  # ratio_fm is a host float: no sync
     if n_fm:
         t_next = torch.cat([t[:n_fm], t_next[n_fm:]])

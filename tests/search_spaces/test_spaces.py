@@ -1,0 +1,68 @@
+"""Every space: its suggestions build valid trainer configs, and its baselines are enqueued exactly."""
+import optuna
+import pytest
+
+from search_spaces import SPACES
+from trainer.config import from_flat
+from trainer.objectives import OBJECTIVES, TARGETS
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_space_suggests_valid_configs_and_runs_baselines_first(name):
+    space = SPACES[name]
+    assert space.description and "\n" not in space.description
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    for point in space.points:
+        study.enqueue_trial(point)
+    for _ in range(40):
+        trial = study.ask()
+        fixed = space.define(trial)
+        from_flat({"preset": "smoke", **trial.params, **fixed})  # raises on any invalid combination
+        study.tell(trial, 1.0)
+    first = [t.params for t in study.trials[:len(space.points)]]
+    assert first == space.points
+
+
+def test_baseline_points_reproduce_the_baseline_configs():
+    for name, space in SPACES.items():
+        for base, point in zip(space.point_names, space.points):
+            study = optuna.create_study()
+            study.enqueue_trial(point)
+            trial = study.ask()
+            fixed = space.define(trial)  # suggest first: trial.params fills as it runs
+            cfg = from_flat({"preset": "smoke", **trial.params, **fixed})
+            ref = from_flat({"preset": "smoke", "objective": base})
+            if cfg.target == "alphaflow" and _same_schedule(cfg.alpha, ref.alpha) and ref.target == "meanflow":
+                cfg = from_flat({**cfg.to_flat(), "target": "meanflow"})  # alpha = 0 everywhere: the same target
+            for key in ("target", "ratio_fm", "alpha", "adaptive_p", "adaptive_eps", "discrete_weight"):
+                assert getattr(cfg, key) == getattr(ref, key) or _same_schedule(getattr(cfg, key), getattr(ref, key)), \
+                    (name, base, key)
+
+
+def _same_schedule(a, b):
+    from trainer.objectives import make_schedule
+
+    try:
+        fa, fb = make_schedule(a), make_schedule(b)
+    except (TypeError, AttributeError):
+        return False
+    return all(abs(fa(p / 50) - fb(p / 50)) < 1e-12 for p in range(51))
+
+
+def test_every_target_is_reachable_from_the_variant_and_full_spaces():
+    for name in ("target_variants", "full"):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        seen = set()
+        for _ in range(150):
+            trial = study.ask()
+            SPACES[name].define(trial)
+            seen.add(trial.params["target"])
+            study.tell(trial, 1.0)
+        assert seen == set(TARGETS), name
+
+
+def test_baselines_space_holds_exactly_the_known_three():
+    assert SPACES["baselines"].point_names == ["pureflow", "meanflow", "alphaflow"]
+    assert all(OBJECTIVES[n].reference_fid for n in SPACES["baselines"].point_names)
