@@ -53,14 +53,28 @@ def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
 
 
-def make_scheduler(kind: str, base: dict):
+class BaselineSafeASHA(ASHAScheduler):
+    """ASHA that never stops a known baseline: the leaderboard's reference must finish."""
+
+    def __init__(self, baselines: list[dict], **kwargs):
+        super().__init__(**kwargs)
+        self.baselines = baselines
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)  # keeps ASHA's rung bookkeeping
+        if any(all(trial.config.get(k) == v for k, v in point.items()) for point in self.baselines):
+            return self.CONTINUE
+        return decision
+
+
+def make_scheduler(kind: str, base: dict, baselines: list[dict]):
     if kind == "none":
         return FIFOScheduler()
     cfg = from_flat(base)
     if not cfg.eval_every:
         raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
-    return ASHAScheduler(time_attr="step", metric=EARLY_METRIC, mode="min", max_t=cfg.steps,
-                         grace_period=cfg.eval_every, reduction_factor=2)
+    return BaselineSafeASHA(baselines, time_attr="step", metric=EARLY_METRIC, mode="min", max_t=cfg.steps,
+                            grace_period=cfg.eval_every, reduction_factor=2)
 
 
 def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
@@ -94,9 +108,10 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
                 fn,
                 tune_config=tune.TuneConfig(
                     search_alg=make_searcher(space, folder, name, seed, args.max_concurrent),
-                    scheduler=make_scheduler(scheduler_kind, base), num_samples=trials, reuse_actors=True),
+                    scheduler=make_scheduler(scheduler_kind, base, space.points), num_samples=trials, reuse_actors=True),
                 run_config=tune.RunConfig(
                     name="tune", storage_path=str(folder / "ray"), verbose=0, callbacks=[callback],
+                    sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
                     failure_config=tune.FailureConfig(max_failures=0),
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
         print(f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "

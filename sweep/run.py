@@ -21,6 +21,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth to
 # Intermediate reports carry intermediate_fid, the last one final_fid: each metric
 # is absent from some results by design, which Tune's strict check would reject.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # checkpoints per eval: expected
 
 from search_spaces import SPACES  # noqa: E402
 from trainer.cli import Parser, parse_sets  # noqa: E402

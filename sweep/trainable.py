@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 FINAL_KEYS = ("final_fid", "best_intermediate_fid", "fid_kind", "fid_samples", "steps", "wall_seconds",
@@ -21,10 +22,10 @@ class TrialFailure(RuntimeError):
     """A trial that failed in a known way; the message starts with its status."""
 
 
-def trial_config(config: dict, base: dict, out_dir: Path):
+def trial_config(config: dict, base: dict, out_dir: Path, checkpoint_dir: Path):
     from trainer.config import from_flat
 
-    flat = {**base, **config, "out_dir": str(out_dir)}
+    flat = {**base, **config, "out_dir": str(out_dir), "checkpoint_dir": str(checkpoint_dir)}
     flat.setdefault("checkpoint_every", from_flat(flat).eval_every)
     return from_flat(flat)
 
@@ -36,17 +37,21 @@ def trainable(config: dict, base: dict) -> None:
     from trainer.train import Diverged, checkpoint_path, train
 
     ctx = tune.get_context()
+    # result.json and samples.png go to the trial folder, which Tune syncs to the
+    # sweep's storage; the (large) checkpoint goes to local scratch and reaches
+    # storage only through tune.report, so it is not copied twice.
     out_dir = Path(ctx.get_trial_dir()) / "out"
-    cfg = trial_config(config, base, out_dir)
+    scratch = Path(tempfile.gettempdir()) / "meanflow-sweep" / ctx.get_trial_id()
+    cfg = trial_config(config, base, out_dir, scratch)
     restored = tune.get_checkpoint()
     if restored is not None:  # a resumed trial continues from its last report
         with restored.as_directory() as d:
-            dest = checkpoint_path(out_dir)
+            dest = checkpoint_path(scratch)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(Path(d) / dest.name, dest)
 
     def report(metrics: dict) -> None:
-        ckpt = checkpoint_path(out_dir).parent
+        ckpt = checkpoint_path(scratch).parent
         checkpoint = tune.Checkpoint.from_directory(str(ckpt)) if (ckpt / "checkpoint.pt").is_file() else None
         tune.report(metrics, checkpoint=checkpoint)
 
@@ -61,3 +66,4 @@ def trainable(config: dict, base: dict) -> None:
     final["versions"] = json.dumps(result["versions"], sort_keys=True)
     final["step"] = cfg.steps
     tune.report(final)
+    shutil.rmtree(scratch, ignore_errors=True)

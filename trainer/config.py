@@ -74,8 +74,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = True  # torch.compile the training step and the sampler (GPU)
     amp: bool = True  # bf16 autocast on GPU (never on CPU)
-    out_dir: str = ""  # where result.json (and checkpoints) go; '' writes nothing
+    out_dir: str = ""  # where result.json and samples.png go; '' writes nothing
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables
+    checkpoint_dir: str = ""  # where the checkpoint goes ('' = out_dir)
 
     def __post_init__(self):
         validate(self)
@@ -93,7 +94,8 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """Hash of everything that changes the result (not where it is written)."""
-        flat = {k: v for k, v in self.to_flat().items() if k not in ("out_dir", "data_dir", "fid_cache", "device")}
+        flat = {k: v for k, v in self.to_flat().items()
+                if k not in ("out_dir", "checkpoint_dir", "data_dir", "fid_cache", "device")}
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @classmethod

@@ -77,7 +77,8 @@ class Trial:
         self.mse = torch.full((cfg.steps,), float("nan"), device=self.device)
         self.fm_mse = torch.full((cfg.steps,), float("nan"), device=self.device)  # rows with t_next = t: a fixed target
         self.step, self.intermediate, self.checked = 0, [], 0
-        self.ckpt = checkpoint_path(cfg.out_dir) if cfg.out_dir and cfg.checkpoint_every else None
+        ckpt_dir = cfg.checkpoint_dir or cfg.out_dir
+        self.ckpt = checkpoint_path(ckpt_dir) if ckpt_dir and cfg.checkpoint_every else None
         if self.ckpt and self.ckpt.is_file():
             self.load(self.ckpt)
 

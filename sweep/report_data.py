@@ -1,0 +1,100 @@
+"""What the report draws, read from a sweep folder: schedules, curves, sample grids, importances."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from trainer.config import TrainConfig, from_flat
+from trainer.objectives import make_traj_params
+
+_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def config_of(row: dict) -> TrainConfig:
+    """Rebuilds a trial's config from its results row (the searched and fixed keys are columns)."""
+    flat = {k: v for k, v in row.items() if (k in _FIELDS or k == "objective" or k.startswith(("alpha.", "ratio_fm.")))
+            and not (isinstance(v, float) and math.isnan(v))}
+    for key in ("steps", "seed", "batch_size"):
+        if key in flat:
+            flat[key] = int(flat[key])
+    return from_flat(flat)
+
+
+def curves_of(cfg: TrainConfig, points: int = 201) -> dict:
+    fn = make_traj_params(cfg.ratio_fm, cfg.alpha)
+    values = [fn(1, k, points, None) for k in range(points)]
+    return {"progress": [k / (points - 1) for k in range(points)],
+            "ratio_fm": [r for r, _ in values], "alpha": [a for _, a in values]}
+
+
+def schedule_curves(top: pd.DataFrame, baselines: list[str]) -> list[tuple[str, dict]]:
+    rows = []
+    for row in top.to_dict("records"):
+        try:
+            rows.append((f"#{row['rank']} {row['trial_id']}", curves_of(config_of(row))))
+        except ValueError:
+            continue  # a row from an older version of the config: skip rather than fail the report
+    rows += [(name, curves_of(from_flat({"objective": name}))) for name in baselines]
+    return rows
+
+
+def trial_dirs(folder: Path) -> dict[str, Path]:
+    """Tune's trial folders in the sweep's storage, by trial id (trainable_<id>_...)."""
+    out = {}
+    for d in (folder / "ray" / "tune").glob("trainable_*"):
+        out[d.name.split("_")[1]] = d
+    return out
+
+
+def intermediate_curves(folder: Path, trial_ids: list[str]) -> dict[str, pd.DataFrame]:
+    dirs, out = trial_dirs(folder), {}
+    for tid in trial_ids:
+        progress = dirs.get(tid, Path("/nonexistent")) / "progress.csv"
+        if progress.is_file():
+            df = pd.read_csv(progress)
+            if "intermediate_fid" in df:
+                df = df[["step", "intermediate_fid"]].dropna()
+                if len(df):
+                    out[tid] = df
+    return out
+
+
+def sample_grid_paths(folder: Path, board: pd.DataFrame, top_ids: list[str]) -> list[tuple[str, Path]]:
+    """(label, samples.png) for the top trials and the best run of each baseline in the sweep."""
+    dirs, out = trial_dirs(folder), []
+    chosen = [(f"#{i + 1} {tid}", tid) for i, tid in enumerate(top_ids)]
+    if "baseline" in board:
+        for name, group in board.dropna(subset=["baseline"]).groupby("baseline"):
+            tid = group.sort_values("final_fid")["trial_id"].iloc[0]
+            chosen.append((f"baseline {name} ({tid})", tid))
+    seen = set()
+    for label, tid in chosen:
+        png = dirs.get(tid, Path("/nonexistent")) / "out" / "samples.png"
+        if png.is_file() and (label, tid) not in seen:
+            seen.add((label, tid))
+            out.append((label, png))
+    return out
+
+
+def importances(folder: Path) -> tuple[dict[str, float], str]:
+    """Optuna's parameter importances for the sweep's study, or ({}, why not)."""
+    import optuna
+
+    db = folder / "optuna.db"
+    if not db.is_file():
+        return {}, "No Optuna study in this sweep folder."
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{db}")
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(done) < 3:
+            return {}, f"Importances need at least 3 completed trials; this study has {len(done)}."
+        with warnings.catch_warnings():  # "few trials per regime" warnings: the caption says how many there are
+            warnings.simplefilter("ignore")
+            return dict(optuna.importance.get_param_importances(study)), ""
+    except (RuntimeError, ValueError, KeyError) as e:
+        return {}, f"Importances could not be computed: {e}"
