@@ -10,6 +10,7 @@ baselines that lie in the space, evaluated first.
     from search_spaces import SPACES
     SPACES["alpha_schedules"].define(trial)
 """
+
 from search_spaces.base import SPACES, SearchSpace, baseline_point
 from search_spaces import baselines, alpha_schedules, ratio_fm_schedules, target_variants, full  # noqa: F401  (register)
 

@@ -1,4 +1,5 @@
 """The space registry and the building blocks the families share."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,10 +22,12 @@ class SearchSpace:
 
 def register(name: str, description: str, baselines: dict[str, dict] | None = None):
     """Registers ``define`` as space ``name``; ``baselines`` maps a baseline's name to its params in this space."""
+
     def deco(define):
         pts = baselines or {}
         SPACES.register(name)(SearchSpace(name, description, define, list(pts.values()), list(pts)))
         return define
+
     return deco
 
 
@@ -55,6 +58,7 @@ def baseline_point(objective: str, keys: list[str]) -> dict:
 #   ramp, 50 nearly a step.
 # - ratio_fm in [0.25, 1]: MeanFlow's ablation found 25-75% flow-matching rows
 #   best; below 25% training degrades, 1 is plain flow matching.
+
 
 def suggest_schedule(trial, prefix: str, families: list[str], lo: float, hi: float) -> None:
     """Suggests ``<prefix>.schedule`` and the chosen family's parameters within [lo, hi]."""

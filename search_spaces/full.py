@@ -5,23 +5,46 @@ for t and, separately, for t_next (MeanFlow's ablation covers this band around
 its (-0.4, 1.0)); the interval curriculum starts at 5-100% of the interval
 lengths (1 is off).
 """
+
 from search_spaces.base import register, suggest_schedule
 from search_spaces.target_variants import suggest_loss
 from trainer.objectives import DISCRETE_WEIGHTS, TARGETS
 
 FAMILIES = ["constant", "linear", "cosine", "step", "sigmoid"]
-_FIXED = {"adaptive_p": 1.0, "adaptive_eps": 1e-3, "target_clamp": 0.0, "time_mean": -0.4, "time_std": 1.0,
-          "time_mean_r": -0.4, "time_std_r": 1.0, "interval_start": 1.0}
+_FIXED = {
+    "adaptive_p": 1.0,
+    "adaptive_eps": 1e-3,
+    "target_clamp": 0.0,
+    "time_mean": -0.4,
+    "time_std": 1.0,
+    "time_mean_r": -0.4,
+    "time_std_r": 1.0,
+    "interval_start": 1.0,
+}
 
 
-@register("full", "targets x ratio_fm schedules x alpha schedules x loss weighting x time sampling", {
-    "meanflow": {"target": "meanflow", "ratio_fm.schedule": "constant", "ratio_fm.value": 0.75, **_FIXED},
-    "pureflow": {"target": "pureflow", **_FIXED},
-    "alphaflow": {"target": "alphaflow", "ratio_fm.schedule": "constant", "ratio_fm.value": 0.75,
-                  "alpha.schedule": "sigmoid", "alpha.start": 1.0, "alpha.end": 0.0, "alpha.gamma": 25.0,
-                  "alpha.k_init": 0.0, "alpha.k_end": 1.0, "alpha.eta": 0.005, "discrete_weight": "inv_alpha",
-                  **_FIXED},
-})
+@register(
+    "full",
+    "targets x ratio_fm schedules x alpha schedules x loss weighting x time sampling",
+    {
+        "meanflow": {"target": "meanflow", "ratio_fm.schedule": "constant", "ratio_fm.value": 0.75, **_FIXED},
+        "pureflow": {"target": "pureflow", **_FIXED},
+        "alphaflow": {
+            "target": "alphaflow",
+            "ratio_fm.schedule": "constant",
+            "ratio_fm.value": 0.75,
+            "alpha.schedule": "sigmoid",
+            "alpha.start": 1.0,
+            "alpha.end": 0.0,
+            "alpha.gamma": 25.0,
+            "alpha.k_init": 0.0,
+            "alpha.k_end": 1.0,
+            "alpha.eta": 0.005,
+            "discrete_weight": "inv_alpha",
+            **_FIXED,
+        },
+    },
+)
 def define(trial):
     target = trial.suggest_categorical("target", list(TARGETS))
     fixed = {}

@@ -1,13 +1,18 @@
 """``ratio_fm_schedules``: the flow-matching share over training, MeanFlow target (alpha 0)."""
+
 from search_spaces.base import register, suggest_schedule
 
 FAMILIES = ["constant", "linear", "cosine", "step", "sigmoid"]
 
 
-@register("ratio_fm_schedules", "ratio_fm schedule families in [0.25, 1] with the MeanFlow target (alpha 0)", {
-    "meanflow": {"ratio_fm.schedule": "constant", "ratio_fm.value": 0.75},
-    "pureflow": {"ratio_fm.schedule": "constant", "ratio_fm.value": 1.0},
-})
+@register(
+    "ratio_fm_schedules",
+    "ratio_fm schedule families in [0.25, 1] with the MeanFlow target (alpha 0)",
+    {
+        "meanflow": {"ratio_fm.schedule": "constant", "ratio_fm.value": 0.75},
+        "pureflow": {"ratio_fm.schedule": "constant", "ratio_fm.value": 1.0},
+    },
+)
 def define(trial):
     suggest_schedule(trial, "ratio_fm", FAMILIES, 0.25, 1.0)
     return {"target": "meanflow", "alpha.schedule": "constant", "alpha.value": 0.0}

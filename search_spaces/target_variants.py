@@ -10,6 +10,7 @@ Ranges, and why:
 - teacher_decay in [0.9, 0.999]: an EMA horizon of 10 to 1,000 steps, within a
   10,000-step run.
 """
+
 from search_spaces.base import baseline_point, register
 from trainer.objectives import DISCRETE_WEIGHTS, TARGETS
 
@@ -41,11 +42,19 @@ def suggest_loss(trial) -> None:
 _LOSS = {"adaptive_p": 1.0, "adaptive_eps": 1e-3, "target_clamp": 0.0}
 
 
-@register("target_variants", "every registered target with its own knobs and the loss weighting (ratio_fm 0.75)", {
-    "meanflow": {"target": "meanflow", **_LOSS},
-    "alphaflow": {"target": "alphaflow", **baseline_point("alphaflow", ["alpha.gamma"]),
-                  "discrete_weight": "inv_alpha", **_LOSS},
-})
+@register(
+    "target_variants",
+    "every registered target with its own knobs and the loss weighting (ratio_fm 0.75)",
+    {
+        "meanflow": {"target": "meanflow", **_LOSS},
+        "alphaflow": {
+            "target": "alphaflow",
+            **baseline_point("alphaflow", ["alpha.gamma"]),
+            "discrete_weight": "inv_alpha",
+            **_LOSS,
+        },
+    },
+)
 def define(trial):
     fixed = suggest_target(trial)
     suggest_loss(trial)

@@ -1,5 +1,5 @@
 """The sweep driver: Ray Tune trials of ``trainer.train``, Optuna search, results tables.
 
-    python -m sweep.run --space alpha_schedules
-    python -m sweep.leaderboard --top 10
+python -m sweep.run --space alpha_schedules
+python -m sweep.leaderboard --top 10
 """

@@ -1,4 +1,5 @@
 """The Tune + Optuna machinery behind ``sweep.run`` (imported only once the arguments are good)."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,15 @@ def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The study lives in the sweep folder: `optuna-dashboard sqlite:///<folder>/optuna.db` shows it.
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
-    searcher = FinalOnlyOptunaSearch(space=space.define, metric=METRIC, mode="min", points_to_evaluate=space.points or None,
-                            sampler=optuna.samplers.TPESampler(seed=seed), storage=storage, study_name=name)
+    searcher = FinalOnlyOptunaSearch(
+        space=space.define,
+        metric=METRIC,
+        mode="min",
+        points_to_evaluate=space.points or None,
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        storage=storage,
+        study_name=name,
+    )
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
 
 
@@ -73,8 +81,15 @@ def make_scheduler(kind: str, base: dict, baselines: list[dict]):
     cfg = from_flat(base)
     if not cfg.eval_every:
         raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
-    return BaselineSafeASHA(baselines, time_attr="step", metric=EARLY_METRIC, mode="min", max_t=cfg.steps,
-                            grace_period=cfg.eval_every, reduction_factor=2)
+    return BaselineSafeASHA(
+        baselines,
+        time_attr="step",
+        metric=EARLY_METRIC,
+        mode="min",
+        max_t=cfg.steps,
+        grace_period=cfg.eval_every,
+        reduction_factor=2,
+    )
 
 
 def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
@@ -86,9 +101,19 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
         trials = args.trials or max(3, len(space.points))
         seed, scheduler_kind = args.seed, args.scheduler
         folder.mkdir(parents=True)
-        atomic_write_json(folder / "sweep.json", {
-            "name": name, "space": space.name, "preset": preset, "base": base, "trials": trials, "seed": seed,
-            "scheduler": scheduler_kind, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        atomic_write_json(
+            folder / "sweep.json",
+            {
+                "name": name,
+                "space": space.name,
+                "preset": preset,
+                "base": base,
+                "trials": trials,
+                "seed": seed,
+                "scheduler": scheduler_kind,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
     started = not ray.is_initialized()
     if started:
         ray.init(address=args.address, include_dashboard=False, log_to_driver=False, logging_level="warning")
@@ -101,21 +126,33 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
         fn = tune.with_resources(tune.with_parameters(trainable, base=base), {"cpu": args.cpus_per_trial, "gpu": gpus})
         path = str(folder / "ray" / "tune")
         if args.resume and tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=False,
-                                       restart_errored=False)
+            tuner = tune.Tuner.restore(
+                path, trainable=fn, resume_unfinished=True, resume_errored=False, restart_errored=False
+            )
         else:
             tuner = tune.Tuner(
                 fn,
                 tune_config=tune.TuneConfig(
                     search_alg=make_searcher(space, folder, name, seed, args.max_concurrent),
-                    scheduler=make_scheduler(scheduler_kind, base, space.points), num_samples=trials, reuse_actors=True),
+                    scheduler=make_scheduler(scheduler_kind, base, space.points),
+                    num_samples=trials,
+                    reuse_actors=True,
+                ),
                 run_config=tune.RunConfig(
-                    name="tune", storage_path=str(folder / "ray"), verbose=0, callbacks=[callback],
+                    name="tune",
+                    storage_path=str(folder / "ray"),
+                    verbose=0,
+                    callbacks=[callback],
                     sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
                     failure_config=tune.FailureConfig(max_failures=0),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
-        print(f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "
-              f"{args.cpus_per_trial:g} CPU / {gpus:g} GPU per trial -> {folder}", flush=True)
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        print(
+            f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "
+            f"{args.cpus_per_trial:g} CPU / {gpus:g} GPU per trial -> {folder}",
+            flush=True,
+        )
         grid = tuner.fit()
         ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
     finally:
@@ -130,15 +167,19 @@ def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5) ->
     table.save()
     rows = list(table.rows.values())
     board = rank(table.frame())
-    print(f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
-          f"{sum(r['status'] in ('diverged', 'oom', 'error') for r in rows)} failed, "
-          f"{sum(r['status'] == 'stopped' for r in rows)} stopped early, of {trials}")
+    print(
+        f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
+        f"{sum(r['status'] in ('diverged', 'oom', 'error') for r in rows)} failed, "
+        f"{sum(r['status'] == 'stopped' for r in rows)} stopped early, of {trials}"
+    )
     if len(board):
         cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
         print(board[cols].head(top).to_string(index=False))
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
     if ended < trials:
-        print(f"interrupted: {ended} of {trials} trials finished; continue with "
-              f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}")
+        print(
+            f"interrupted: {ended} of {trials} trials finished; continue with "
+            f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}"
+        )
         return 130
     return 0

@@ -1,19 +1,19 @@
 """Print or export the leaderboard merged across sweeps.
 
-    python -m sweep.leaderboard                      # top 20 of results/
-    python -m sweep.leaderboard --space alpha_schedules --top 5
-    python -m sweep.leaderboard --csv best.csv       # export (atomic write)
+python -m sweep.leaderboard                      # top 20 of results/
+python -m sweep.leaderboard --space alpha_schedules --top 5
+python -m sweep.leaderboard --csv best.csv       # export (atomic write)
 """
+
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from sweep.records import merge_leaderboards, rank, write_csv
-from trainer.cli import Parser
+from trainer.cli import Parser, usage_error
 
 SHOW = ["rank", "trial_id", "sweep", "space", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind", "steps", "gpu"]
 
@@ -27,18 +27,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     results = Path(args.results_dir)
     if args.top < 1:
-        print(f"error: --top {args.top} must be at least 1", file=sys.stderr)
-        return 2
+        return usage_error(f"--top {args.top} must be at least 1")
     if not results.is_dir() or not any(results.glob("*/trials.csv")):
-        print(f"error: no sweep results in {results}: run python -m sweep.run first", file=sys.stderr)
-        return 2
+        return usage_error(f"no sweep results in {results}: run python -m sweep.run first")
     board = merge_leaderboards(results)
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
         if args.space not in spaces:
-            print(f"error: no completed trials of space {args.space!r} in {results}; spaces there: "
-                  f"{', '.join(spaces) or 'none'}", file=sys.stderr)
-            return 2
+            return usage_error(
+                f"no completed trials of space {args.space!r} in {results}; spaces there: {', '.join(spaces) or 'none'}"
+            )
         board = rank(board[board["space"] == args.space].drop(columns=["rank", "meanflow_fid", "delta_vs_meanflow"]))
     board = board.groupby("fid_kind", sort=False).head(args.top) if len(board) else board
     if args.csv:

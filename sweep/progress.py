@@ -1,4 +1,5 @@
 """A Tune callback that keeps the results table current and prints progress."""
+
 from __future__ import annotations
 
 import re
@@ -52,8 +53,9 @@ class RecordsCallback(Callback):
         return dict(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
     def _baseline(self, params: dict) -> str | None:
-        return next((name for name, point in self.baselines.items()
-                     if all(params.get(k) == v for k, v in point.items())), None)
+        return next(
+            (name for name, point in self.baselines.items() if all(params.get(k) == v for k, v in point.items())), None
+        )
 
     def on_trial_start(self, iteration, trials, trial, **info):
         params = self._params(trial)
@@ -64,12 +66,14 @@ class RecordsCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "final_fid" in result or "step" not in result:
             return
-        steps, rate = trial.config.get("steps") or result.get("steps_total"), result.get("steps_per_s") or 0
+        rate = result.get("steps_per_s") or 0
         progress = result.get("progress", 0)
         eta = (result["step"] / progress - result["step"]) / rate if rate and progress else float("nan")
         fid = result.get("intermediate_fid")
-        self._say(f"{trial.trial_id} step {result['step']} ({100 * progress:.0f}%) {rate:.2f} steps/s "
-                  f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else ""))
+        self._say(
+            f"{trial.trial_id} step {result['step']} ({100 * progress:.0f}%) {rate:.2f} steps/s "
+            f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else "")
+        )
         if fid is not None:
             row = self.table.rows.get(trial.trial_id, {})
             best = min(fid, row.get("best_intermediate_fid", float("inf")))
@@ -80,8 +84,9 @@ class RecordsCallback(Callback):
         if "final_fid" in last:
             fields = {k: last[k] for k in FINAL_KEYS if k in last}
             fields["gpu"] = fields.pop("device", None)
-            self.table.update(trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"),
-                              **fields)
+            self.table.update(
+                trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"), **fields
+            )
             self._say(f"done  {trial.trial_id} final FID {last['final_fid']:.4f} ({last.get('fid_kind')})")
         else:  # ended by the scheduler (ASHA) before its final score
             self.table.update(trial.trial_id, status="stopped", finished_at=now(), step=last.get("step"))
@@ -99,8 +104,13 @@ class RecordsCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         status, message = classify_error(self._error_text(trial))
         m = _DIVERGED_STEP.search(message)
-        self.table.update(trial.trial_id, status=status, error=message, finished_at=now(),
-                          diverged_step=int(m.group(1)) if m else None)
+        self.table.update(
+            trial.trial_id,
+            status=status,
+            error=message,
+            finished_at=now(),
+            diverged_step=int(m.group(1)) if m else None,
+        )
         self._say(f"{status} {trial.trial_id}: {message}")
         self._summary()
 
@@ -111,5 +121,7 @@ class RecordsCallback(Callback):
         failed = sum(r["status"] in ("diverged", "oom", "error") for r in rows)
         running = sum(r["status"] == "running" for r in rows)
         best = min(done, key=lambda r: r["final_fid"], default=None)
-        self._say(f"{len(done)}/{self.total} completed, {running} running, {failed} failed"
-                  + (f"; best FID {best['final_fid']:.4f} ({best['trial_id']})" if best else ""))
+        self._say(
+            f"{len(done)}/{self.total} completed, {running} running, {failed} failed"
+            + (f"; best FID {best['final_fid']:.4f} ({best['trial_id']})" if best else "")
+        )

@@ -7,6 +7,7 @@
 Rankings never mix kinds of FID: ranks are per ``fid_kind`` (a 5k stand-in
 score and a 50k clean-fid score are different numbers).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,9 +24,27 @@ from trainer.runtime import atomic_write_bytes
 PROTOCOL_FID_KIND = "clean-fid/cifar10-train-32/50k/euler10"
 MEANFLOW_REFERENCE_FID = OBJECTIVES["meanflow"].reference_fid
 LEAD = ["rank", "trial_id", "sweep", "space", "status", "error", "diverged_step", "baseline"]
-TAIL = ["final_fid", "meanflow_fid", "delta_vs_meanflow", "best_intermediate_fid", "fid_kind", "fid_samples", "steps",
-        "step", "final_loss", "final_fm_mse", "train_seconds", "fid_seconds", "wall_seconds", "gpu", "seed",
-        "config_hash", "versions", "started_at", "finished_at"]
+TAIL = [
+    "final_fid",
+    "meanflow_fid",
+    "delta_vs_meanflow",
+    "best_intermediate_fid",
+    "fid_kind",
+    "fid_samples",
+    "steps",
+    "step",
+    "final_loss",
+    "final_fm_mse",
+    "train_seconds",
+    "fid_seconds",
+    "wall_seconds",
+    "gpu",
+    "seed",
+    "config_hash",
+    "versions",
+    "started_at",
+    "finished_at",
+]
 STATUSES = ("pending", "running", "completed", "stopped", "diverged", "oom", "error", "interrupted")
 
 
@@ -91,8 +110,9 @@ class SweepTable:
             self.rows[str(row["trial_id"])] = {k: v for k, v in row.items() if not _isnan(v)}
 
     def update(self, trial_id: str, **fields) -> dict:
-        row = self.rows.setdefault(trial_id, {"trial_id": trial_id, "sweep": self.sweep, "space": self.space,
-                                              "status": "pending"})
+        row = self.rows.setdefault(
+            trial_id, {"trial_id": trial_id, "sweep": self.sweep, "space": self.space, "status": "pending"}
+        )
         for key, value in fields.items():
             row[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
         return row

@@ -7,6 +7,7 @@ in completion order with the best so far; alpha(k) and ratio_fm(k) of the top 5
 beside the baselines'; intermediate-FID curves; Optuna parameter importances;
 sample grids of the top 3 and of the baselines.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,11 +23,12 @@ import pandas as pd  # noqa: E402
 
 from sweep.records import read_csv, rank  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
-from trainer.cli import Parser  # noqa: E402
+from trainer.cli import Parser, usage_error  # noqa: E402
 from trainer.objectives.baselines import KNOWN  # noqa: E402
 from trainer.runtime import atomic_write_bytes  # noqa: E402
 
 COLORS = {"meanflow": "#d62728", "alphaflow": "#1f77b4", "pureflow": "#7f7f7f"}
+TRIAL_COLORS = ["#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]  # none a baseline's
 TOP = 20
 
 
@@ -40,7 +42,9 @@ def _save(fig, path: Path) -> Path:
 def plot_leaderboard(board: pd.DataFrame, out: Path) -> Path:
     top = board.head(TOP).iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(top) + 1.4))
-    colors = [COLORS.get(b, "#2ca02c") if isinstance(b, str) else "#2ca02c" for b in top.get("baseline", [None] * len(top))]
+    colors = [
+        COLORS.get(b, "#2ca02c") if isinstance(b, str) else "#2ca02c" for b in top.get("baseline", [None] * len(top))
+    ]
     ax.barh([f"#{r} {t}" for r, t in zip(top["rank"], top["trial_id"])], top["final_fid"], color=colors)
     ref = top["meanflow_fid"].dropna()
     if len(ref):
@@ -67,8 +71,11 @@ def plot_progress(trials: pd.DataFrame, out: Path) -> Path:
 
 def plot_schedules(rows: list[tuple[str, dict]], out: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True)
+    palette = iter(TRIAL_COLORS)
     for label, curves in rows:
-        style = {"color": COLORS[label], "ls": "--", "lw": 2} if label in COLORS else {"lw": 1.5}
+        style = (
+            {"color": COLORS[label], "ls": "--", "lw": 2} if label in COLORS else {"color": next(palette), "lw": 1.5}
+        )
         for ax, key in zip(axes, ("alpha", "ratio_fm")):
             ax.plot(curves["progress"], curves[key], label=label, **style)
     for ax, key in zip(axes, ("alpha(k)", "ratio_fm(k)")):
@@ -83,8 +90,14 @@ def plot_curves(curves: dict[str, pd.DataFrame], stopped: set[str], out: Path) -
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for trial_id, df in curves.items():
         ls = ":" if trial_id in stopped else "-"
-        ax.plot(df["step"], df["intermediate_fid"], ls, marker="o", ms=3,
-                label=trial_id + (" (stopped early)" if trial_id in stopped else ""))
+        ax.plot(
+            df["step"],
+            df["intermediate_fid"],
+            ls,
+            marker="o",
+            ms=3,
+            label=trial_id + (" (stopped early)" if trial_id in stopped else ""),
+        )
     ax.set_xlabel("training step")
     ax.set_ylabel("intermediate FID")
     ax.set_title("Intermediate FID over training")
@@ -115,50 +128,75 @@ def build(folder: Path) -> Path:
     out = folder / "report"
     out.mkdir(exist_ok=True)
     board = rank(trials)
-    parts = [f"<h1>Sweep {html.escape(folder.name)}</h1>",
-             f"<p>{len(trials)} trials: " + ", ".join(f"{n} {s}" for s, n in trials['status'].value_counts().items())
-             + "</p>"]
+    parts = [
+        f"<h1>Sweep {html.escape(folder.name)}</h1>",
+        f"<p>{len(trials)} trials: "
+        + ", ".join(f"{n} {s}" for s, n in trials["status"].value_counts().items())
+        + "</p>",
+    ]
     if len(board):
         kind = board["fid_kind"].iloc[0]
         board = board[board["fid_kind"] == kind]
-        parts += ["<h2>Leaderboard</h2>", _img(plot_leaderboard(board, out), "leaderboard"),
-                  _table(board.head(TOP)), "<h2>Search progress</h2>", _img(plot_progress(trials, out), "progress")]
+        parts += [
+            "<h2>Leaderboard</h2>",
+            _img(plot_leaderboard(board, out), "leaderboard"),
+            _table(board.head(TOP)),
+            "<h2>Search progress</h2>",
+            _img(plot_progress(trials, out), "progress"),
+        ]
         top_ids = list(board["trial_id"].head(5))
         rows = schedule_curves(board.head(5), KNOWN)
         parts += ["<h2>Schedules of the top 5 and the baselines</h2>", _img(plot_schedules(rows, out), "schedules")]
-        curves = intermediate_curves(folder, list(board["trial_id"].head(5)) + list(
-            trials.loc[trials["status"] == "stopped", "trial_id"]))
+        curves = intermediate_curves(
+            folder, list(board["trial_id"].head(5)) + list(trials.loc[trials["status"] == "stopped", "trial_id"])
+        )
         stopped = set(trials.loc[trials["status"] == "stopped", "trial_id"])
-        parts += ["<h2>Intermediate FID</h2>",
-                  _img(plot_curves(curves, stopped, out), "curves") if curves else "<p>No intermediate FIDs were reported.</p>"]
+        parts += [
+            "<h2>Intermediate FID</h2>",
+            _img(plot_curves(curves, stopped, out), "curves")
+            if curves
+            else "<p>No intermediate FIDs were reported.</p>",
+        ]
         parts += ["<h2>Samples (64 each, fixed seed)</h2>"]
         grids = sample_grid_paths(folder, board, top_ids[:3])
-        parts += [f"<figure>{_img(p, label)}<figcaption>{html.escape(label)}</figcaption></figure>" for label, p in grids]
+        parts += [
+            f"<figure>{_img(p, label)}<figcaption>{html.escape(label)}</figcaption></figure>" for label, p in grids
+        ]
         if not grids:
             parts.append("<p>No sample grids found (trials write samples.png at the end).</p>")
     else:
         parts.append("<p>No completed trials yet.</p>")
     values, why = importances(folder)
-    parts += ["<h2>Parameter importances</h2>",
-              _img(plot_importances(values, out), "importances") if values else f"<p>{html.escape(why)}</p>"]
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(folder.name) + "</title><style>"
-            "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}img{max-width:100%}"
-            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
-            "tr.meanflow{background:#fde0e0}figure{display:inline-block;margin:8px}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
+    parts += [
+        "<h2>Parameter importances</h2>",
+        _img(plot_importances(values, out), "importances") if values else f"<p>{html.escape(why)}</p>",
+    ]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + html.escape(folder.name) + "</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}img{max-width:100%}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+        "tr.meanflow{background:#fde0e0}figure{display:inline-block;margin:8px}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>"
+    )
     atomic_write_bytes(folder / "report.html", page.encode())
     return folder / "report.html"
 
 
 def _table(board: pd.DataFrame) -> str:
-    cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "target", "objective")
-            if c in board] + sorted(c for c in board if c.startswith(("alpha.", "ratio_fm.")))
+    cols = [
+        c
+        for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "target", "objective")
+        if c in board
+    ] + sorted(c for c in board if c.startswith(("alpha.", "ratio_fm.")))
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = []
     for _, row in board[cols].iterrows():
         cls = ' class="meanflow"' if row.get("baseline") == "meanflow" else ""
-        cells = "".join(f"<td>{'' if pd.isna(v) else (f'{v:.4g}' if isinstance(v, float) else html.escape(str(v)))}</td>"
-                        for v in row)
+        cells = "".join(
+            f"<td>{'' if pd.isna(v) else (f'{v:.4g}' if isinstance(v, float) else html.escape(str(v)))}</td>"
+            for v in row
+        )
         rows.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -177,9 +215,9 @@ def main(argv=None) -> int:
     folder = results / args.name if args.name else latest_sweep(results)
     if folder is None or not (folder / "trials.csv").is_file():
         names = sorted(q.parent.name for q in results.glob("*/trials.csv"))
-        print(f"error: no sweep {args.name or ''} with results in {results}; sweeps there: {', '.join(names) or 'none'}",
-              file=sys.stderr)
-        return 2
+        return usage_error(
+            f"no sweep {args.name or ''} with results in {results}; sweeps there: {', '.join(names) or 'none'}"
+        )
     print(f"wrote {build(folder)}")
     return 0
 

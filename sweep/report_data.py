@@ -1,4 +1,5 @@
 """What the report draws, read from a sweep folder: schedules, curves, sample grids, importances."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,12 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 def config_of(row: dict) -> TrainConfig:
     """Rebuilds a trial's config from its results row (the searched and fixed keys are columns)."""
-    flat = {k: v for k, v in row.items() if (k in _FIELDS or k == "objective" or k.startswith(("alpha.", "ratio_fm.")))
-            and not (isinstance(v, float) and math.isnan(v))}
+    flat = {
+        k: v
+        for k, v in row.items()
+        if (k in _FIELDS or k == "objective" or k.startswith(("alpha.", "ratio_fm.")))
+        and not (isinstance(v, float) and math.isnan(v))
+    }
     for key in ("steps", "seed", "batch_size"):
         if key in flat:
             flat[key] = int(flat[key])
@@ -27,8 +32,11 @@ def config_of(row: dict) -> TrainConfig:
 def curves_of(cfg: TrainConfig, points: int = 201) -> dict:
     fn = make_traj_params(cfg.ratio_fm, cfg.alpha)
     values = [fn(1, k, points, None) for k in range(points)]
-    return {"progress": [k / (points - 1) for k in range(points)],
-            "ratio_fm": [r for r, _ in values], "alpha": [a for _, a in values]}
+    return {
+        "progress": [k / (points - 1) for k in range(points)],
+        "ratio_fm": [r for r, _ in values],
+        "alpha": [a for _, a in values],
+    }
 
 
 def schedule_curves(top: pd.DataFrame, baselines: list[str]) -> list[tuple[str, dict]]:

@@ -7,6 +7,7 @@ Results: ``<results-dir>/<name>/trials.csv`` and ``leaderboard.csv``, merged int
 ``<results-dir>/leaderboard.csv``. Ctrl-C or a killed driver: rerun with
 ``--resume --name NAME``; finished trials are kept and the study continues.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,12 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth to
 # Intermediate reports carry intermediate_fid, the last one final_fid: each metric
 # is absent from some results by design, which Tune's strict check would reject.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # checkpoints per eval: expected
+os.environ.setdefault(
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0"
+)  # checkpoints per eval: expected
 
 from search_spaces import SPACES  # noqa: E402
-from trainer.cli import Parser, parse_sets  # noqa: E402
+from trainer.cli import Parser, usage_error, parse_sets  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
 
 
@@ -35,23 +38,36 @@ class UsageError(ValueError):
 def parse(argv=None) -> argparse.Namespace:
     p = Parser(prog="python -m sweep.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--space", choices=list(SPACES), default="baselines", help="what to search (see --list-spaces)")
-    p.add_argument("--trials", type=int, default=None, help="trials in the sweep (default: the space's baselines, at least 3)")
-    p.add_argument("--preset", choices=["auto", *PRESETS], default="auto",
-                   help="auto: seed when a GPU is visible, else the CPU smoke preset")
+    p.add_argument(
+        "--trials", type=int, default=None, help="trials in the sweep (default: the space's baselines, at least 3)"
+    )
+    p.add_argument(
+        "--preset",
+        choices=["auto", *PRESETS],
+        default="auto",
+        help="auto: seed when a GPU is visible, else the CPU smoke preset",
+    )
     p.add_argument("--steps", type=int, help="override the preset's training steps")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--name", help="sweep name (default: <space>-<time>); with --resume, the sweep to continue")
     p.add_argument("--resume", action="store_true", help="continue the sweep --name after a crash or Ctrl-C")
     p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what resources allow)")
-    p.add_argument("--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID")
+    p.add_argument(
+        "--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the search (TPE) and of every trial")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (on every node)")
     p.add_argument("--fid-cache", default=None, help="FID cache folder (on every node); default $MEANFLOW_FID_CACHE")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any trainer config key for every trial, e.g. --set fid_samples=5000")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any trainer config key for every trial, e.g. --set fid_samples=5000",
+    )
     p.add_argument("--list-spaces", action="store_true", help="print the search spaces and exit")
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     return p.parse_args(argv)
@@ -68,7 +84,9 @@ def pick_preset(preset: str) -> str:
     import torch
 
     picked = "seed" if torch.cuda.is_available() else "smoke"
-    print(f"--preset auto: {'a GPU is visible' if picked == 'seed' else 'no GPU visible'}, using '{picked}'", flush=True)
+    print(
+        f"--preset auto: {'a GPU is visible' if picked == 'seed' else 'no GPU visible'}, using '{picked}'", flush=True
+    )
     return picked
 
 
@@ -146,6 +164,7 @@ def main(argv=None) -> int:
         folder = check_args(args)
         if args.resume:
             from sweep.driver import load_sweep_args
+
             saved = load_sweep_args(folder)
             preset, space = saved["preset"], SPACES[saved["space"]]
             base = saved["base"]
@@ -154,8 +173,7 @@ def main(argv=None) -> int:
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
     except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(str(e))
     from sweep.driver import run_sweep
 
     return run_sweep(args, folder, space, preset, base)

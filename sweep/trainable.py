@@ -7,6 +7,7 @@ with a status word first (``diverged: ...``, ``oom: ...``) so the driver can
 record them; Tune marks the trial ERROR and Optuna is told it FAILED (never a
 fake FID).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,21 @@ import shutil
 import tempfile
 from pathlib import Path
 
-FINAL_KEYS = ("final_fid", "best_intermediate_fid", "fid_kind", "fid_samples", "steps", "wall_seconds",
-              "train_seconds", "fid_seconds", "device", "config_hash", "seed", "final_loss", "final_fm_mse")
+FINAL_KEYS = (
+    "final_fid",
+    "best_intermediate_fid",
+    "fid_kind",
+    "fid_samples",
+    "steps",
+    "wall_seconds",
+    "train_seconds",
+    "fid_seconds",
+    "device",
+    "config_hash",
+    "seed",
+    "final_loss",
+    "final_fm_mse",
+)
 
 
 class TrialFailure(RuntimeError):
@@ -34,7 +48,7 @@ def trainable(config: dict, base: dict) -> None:
     import torch
     from ray import tune
 
-    from trainer.train import Diverged, checkpoint_path, train
+    from trainer.trial import Diverged, checkpoint_path, train
 
     ctx = tune.get_context()
     # result.json and samples.png go to the trial folder, which Tune syncs to the

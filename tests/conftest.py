@@ -1,4 +1,5 @@
 """Shared fixtures: tiny non-linear networks, and one Ray instance for the whole run."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Test helpers: tiny non-linear networks and batches on the protocol's path."""
+
 from __future__ import annotations
 
 import torch
@@ -44,7 +45,9 @@ def guard_network(monkeypatch):
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(NetworkAttempt(f"DNS lookup {a[:2]}")))
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(NetworkAttempt(f"DNS lookup {a[:2]}"))
+    )
 
 
 def standin_inception_file(folder):

@@ -5,13 +5,14 @@ field or schedule parameter (``--set alpha.gamma=10``). Writes
 ``<out-dir>/result.json``. ``--describe`` prints the model size and every
 registered target, schedule, objective and preset.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 
-from trainer.cli import Parser, parse_sets
+from trainer.cli import Parser, usage_error, parse_sets
 
 from trainer.config import PRESETS
 from trainer.model import MODEL_SIZES
@@ -42,8 +43,10 @@ def describe() -> str:
     lines = []
     for name, cfg in MODEL_SIZES.items():
         n = SmallDiT(cfg).num_params()
-        lines.append(f"model {name:6s} hidden {cfg.hidden} depth {cfg.depth} heads {cfg.heads} patch {cfg.patch}: "
-                     f"{n:,} parameters ({n / 1e6:.2f}M)")
+        lines.append(
+            f"model {name:6s} hidden {cfg.hidden} depth {cfg.depth} heads {cfg.heads} patch {cfg.patch}: "
+            f"{n:,} parameters ({n / 1e6:.2f}M)"
+        )
     lines.append("targets:    " + ", ".join(TARGETS))
     lines.append("schedules:  " + ", ".join(SCHEDULES))
     lines.append("objectives: " + ", ".join(f"{k} (FID {o.reference_fid})" for k, o in OBJECTIVES.items()))
@@ -74,18 +77,19 @@ def main(argv=None) -> int:
     try:
         cfg = from_flat(flat_config(args))  # --set errors are ValueErrors too
     except ValueError as e:  # UnknownName is a ValueError too
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(str(e))
     from trainer.model import SmallDiT
-    from trainer.train import train
+    from trainer.trial import train
 
-    print(f"SmallDiT[{cfg.model}]: {SmallDiT(MODEL_SIZES[cfg.model]).num_params():,} parameters; "
-          f"target {cfg.target}, {cfg.steps} steps at batch {cfg.batch_size}", flush=True)
+    print(
+        f"SmallDiT[{cfg.model}]: {SmallDiT(MODEL_SIZES[cfg.model]).num_params():,} parameters; "
+        f"target {cfg.target}, {cfg.steps} steps at batch {cfg.batch_size}",
+        flush=True,
+    )
     try:
         result = train(cfg, report=lambda m: print(json.dumps(m), flush=True))
     except (DataError, FidCacheMissing) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(str(e))
     print(json.dumps({k: result[k] for k in ("final_fid", "fid_kind", "final_mse", "wall_seconds", "config_hash")}))
     return 0
 

@@ -9,6 +9,7 @@ compiled whole), with time to first step (compilation included) and peak
 memory; 10-step Euler sampling images/s; clean-fid resize and feature
 images/s. Timings are real measurements of this machine: nothing is assumed.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,11 @@ def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type == "cuda")
     amp = fast and device.type == "cuda"
     spec = LossSpec(target, amp=amp)
-    loss_fn = make_loss_fn(net, spec, compile=compile_) if fast else (
-        lambda *a, continuous: naive_loss(net, *a, continuous=continuous, spec=spec))
+    loss_fn = (
+        make_loss_fn(net, spec, compile=compile_)
+        if fast
+        else (lambda *a, continuous: naive_loss(net, *a, continuous=continuous, spec=spec))
+    )
     g = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn(batch, 3, 32, 32, device=device, generator=g)
     alpha_t = torch.tensor(alpha, device=device)
@@ -77,8 +81,16 @@ def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_
         opt.step()
         return loss
 
-    rec = {"what": "train_step", "objective": name, "variant": "fast" if fast else "naive", "size": size,
-           "batch": batch, "device": str(device), "compiled": fast and compile_, "bf16": amp}
+    rec = {
+        "what": "train_step",
+        "objective": name,
+        "variant": "fast" if fast else "naive",
+        "size": size,
+        "batch": batch,
+        "device": str(device),
+        "compiled": fast and compile_,
+        "bf16": amp,
+    }
     start = time.perf_counter()
     one()
     _sync(device)
@@ -120,8 +132,16 @@ def bench_sampler(device, size, compile_: bool) -> dict:
     run(max(1, n // batch))
     dt = time.perf_counter() - start
     images = max(1, n // batch) * batch
-    return {"what": "euler10_sampling", "size": size, "batch": batch, "images": images, "compiled": compile_,
-            "bf16": amp, "first_batch_s": round(first, 2), "images_per_s": round(images / dt, 1)}
+    return {
+        "what": "euler10_sampling",
+        "size": size,
+        "batch": batch,
+        "images": images,
+        "compiled": compile_,
+        "bf16": amp,
+        "first_batch_s": round(first, 2),
+        "images_per_s": round(images / dt, 1),
+    }
 
 
 def bench_fid_features(device, size, workers: int) -> list[dict]:
@@ -136,7 +156,7 @@ def bench_fid_features(device, size, workers: int) -> list[dict]:
     out = []
     with ResizePool(workers) as pool:
         hwc = images.permute(0, 2, 3, 1).numpy()
-        list(pool.map(hwc[:workers * 8 or 8], 8))  # start the workers outside the timing
+        list(pool.map(hwc[: workers * 8 or 8], 8))  # start the workers outside the timing
         start = time.perf_counter()
         for _ in pool.map(hwc, 250):
             pass
@@ -152,8 +172,16 @@ def bench_fid_features(device, size, workers: int) -> list[dict]:
         extract_features(images, model, device, pool, batch_size=500)
         _sync(device)
         dt = time.perf_counter() - start
-        out.append({"what": "fid_features", "model": type(model).__name__, "images": n, "workers": workers,
-                    "images_per_s": round(n / dt, 1), "note": "resize + features, pipelined"})
+        out.append(
+            {
+                "what": "fid_features",
+                "model": type(model).__name__,
+                "images": n,
+                "workers": workers,
+                "images_per_s": round(n / dt, 1),
+                "note": "resize + features, pipelined",
+            }
+        )
     return out
 
 
@@ -172,8 +200,15 @@ def main(argv=None) -> int:
         p.error(f"--device {args.device}: no CUDA GPU is visible")
     compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
     only = set(filter(None, args.only.split(","))) or {"step", "naive", "sampler", "fid"}
-    emit({"what": "machine", "device": str(device), "torch": torch.__version__,
-          "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None, "cpus": os.cpu_count()})
+    emit(
+        {
+            "what": "machine",
+            "device": str(device),
+            "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "cpus": os.cpu_count(),
+        }
+    )
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

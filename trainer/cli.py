@@ -1,4 +1,5 @@
 """Command-line helpers shared by every entry point: one-sentence usage errors, KEY=VALUE overrides."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,12 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def usage_error(message: str) -> int:
+    """Prints one ``error: ...`` line to stderr and returns the usage-error exit code, 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def literal(text: str):

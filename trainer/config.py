@@ -7,12 +7,13 @@ Flat keys are what Ray and Optuna hand over. Two kinds of key expand:
   names and parameters, one column each in a results table.
 ``preset`` picks defaults for everything else (``PRESETS``).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from trainer.model import MODEL_SIZES
 from trainer.objectives import DISCRETE_WEIGHTS, OBJECTIVES, TARGETS, TIME_SAMPLERS, ScheduleSpec, make_traj_params
@@ -23,14 +24,35 @@ DATASETS = ("cifar10", "synthetic")
 
 # The research protocol: 10,000 steps at batch 128 of the ~40M SmallDiT on
 # CIFAR-10, scored by clean-fid on 50k samples of a 10-step Euler sampler.
-PRESETS.register("seed")(dict(
-    model="seed", dataset="cifar10", steps=10_000, batch_size=128, eval_every=2_000,
-    eval_samples=5_000, fid_samples=50_000, fid_mode="clean-fid"))
+PRESETS.register("seed")(
+    dict(
+        model="seed",
+        dataset="cifar10",
+        steps=10_000,
+        batch_size=128,
+        eval_every=2_000,
+        eval_samples=5_000,
+        fid_samples=50_000,
+        fid_mode="clean-fid",
+    )
+)
 # A CPU smoke run of about a minute: tiny model, synthetic images, and a
 # stand-in FID (small seeded feature net) that is labelled as such.
-PRESETS.register("smoke")(dict(
-    model="tiny", dataset="synthetic", steps=200, batch_size=16, eval_every=100,
-    eval_samples=256, fid_samples=512, fid_mode="standin", lr=1e-3, ema_decay=0.99, compile=False))
+PRESETS.register("smoke")(
+    dict(
+        model="tiny",
+        dataset="synthetic",
+        steps=200,
+        batch_size=16,
+        eval_every=100,
+        eval_samples=256,
+        fid_samples=512,
+        fid_mode="standin",
+        lr=1e-3,
+        ema_decay=0.99,
+        compile=False,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -94,8 +116,11 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """Hash of everything that changes the result (not where it is written)."""
-        flat = {k: v for k, v in self.to_flat().items()
-                if k not in ("out_dir", "checkpoint_dir", "data_dir", "fid_cache", "device")}
+        flat = {
+            k: v
+            for k, v in self.to_flat().items()
+            if k not in ("out_dir", "checkpoint_dir", "data_dir", "fid_cache", "device")
+        }
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     @classmethod
@@ -124,8 +149,10 @@ def from_flat(flat: dict) -> TrainConfig:
         elif key in names and key not in specs:
             kwargs[key] = value
         else:
-            raise ValueError(f"unknown config key {key!r}; known keys: {', '.join(names + ['objective'])} "
-                             f"and ratio_fm.<param>, alpha.<param>")
+            raise ValueError(
+                f"unknown config key {key!r}; known keys: {', '.join(names + ['objective'])} "
+                f"and ratio_fm.<param>, alpha.<param>"
+            )
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for prefix, params in specs.items():
         if params:
@@ -144,7 +171,9 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
     if cfg.discrete_weight not in DISCRETE_WEIGHTS:
-        raise ValueError(f"unknown discrete_weight {cfg.discrete_weight!r}; choose one of: {', '.join(DISCRETE_WEIGHTS)}")
+        raise ValueError(
+            f"unknown discrete_weight {cfg.discrete_weight!r}; choose one of: {', '.join(DISCRETE_WEIGHTS)}"
+        )
     if cfg.fid_mode not in ("clean-fid", "standin"):
         raise ValueError(f"unknown fid_mode {cfg.fid_mode!r}; choose clean-fid or standin")
     for name in ("steps", "batch_size", "sample_steps", "fid_samples"):

@@ -3,6 +3,7 @@
 A batch is a random index gather plus a random horizontal flip, both on the
 device: no DataLoader, no per-batch host work, no sync.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,22 +44,28 @@ def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
     except DataError:
         raise
     except Exception as e:  # present but unreadable: truncated pickles, permissions
-        raise DataError(f"CIFAR-10 in {os.path.abspath(data_dir)} could not be read ({type(e).__name__}: {e}); "
-                        f"replace it with torchvision's {CIFAR_ARCHIVE}") from None
+        raise DataError(
+            f"CIFAR-10 in {os.path.abspath(data_dir)} could not be read ({type(e).__name__}: {e}); "
+            f"replace it with torchvision's {CIFAR_ARCHIVE}"
+        ) from None
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     check_images(images, f"CIFAR-10 in {data_dir}")
     return images
 
 
 def _missing(data_dir: str) -> str:
-    return (f"CIFAR-10 is not in {os.path.abspath(data_dir)}: place torchvision's {CIFAR_ARCHIVE} "
-            f"there (or its extracted {CIFAR_FOLDER}/ folder), or pass --data-dir to where it is")
+    return (
+        f"CIFAR-10 is not in {os.path.abspath(data_dir)}: place torchvision's {CIFAR_ARCHIVE} "
+        f"there (or its extracted {CIFAR_FOLDER}/ folder), or pass --data-dir to where it is"
+    )
 
 
 def check_images(images: torch.Tensor, what: str) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or tuple(images.shape[1:]) != (3, 32, 32) or len(images) == 0:
-        raise DataError(f"{what} has shape {tuple(images.shape)} and dtype {images.dtype}; "
-                        f"expected uint8 images of shape (N, 3, 32, 32)")
+        raise DataError(
+            f"{what} has shape {tuple(images.shape)} and dtype {images.dtype}; "
+            f"expected uint8 images of shape (N, 3, 32, 32)"
+        )
 
 
 def synthetic_images(n: int = 2048, seed: int = 1234) -> torch.Tensor:

@@ -14,9 +14,9 @@ dataset: a smoke-test score, labelled ``standin/...``.
     python -m trainer.fid prepare --fid-cache DIR   # fetch weights and stats where the network allows
     python -m trainer.fid check --fid-cache DIR     # say whether DIR is complete
 """
+
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from trainer.cli import Parser
+from trainer.cli import Parser, usage_error
 from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, prepare, require
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
@@ -109,8 +109,9 @@ class FidScorer:
         feats = extract_features(images, self.model, self.device, self.pool)
         return frechet_distance(*stats_of(feats), *self.ref)
 
-    def score_model(self, net, n: int, seed: int = 0, sample_steps: int = 10, batch_size: int = 1000,
-                    amp: bool = False) -> FidResult:
+    def score_model(
+        self, net, n: int, seed: int = 0, sample_steps: int = 10, batch_size: int = 1000, amp: bool = False
+    ) -> FidResult:
         start = time.perf_counter()
         images = sample_images(net, n, seed=seed, steps=sample_steps, batch_size=batch_size, amp=amp)
         fid = self.score_images(images)
@@ -120,8 +121,15 @@ class FidScorer:
         self.pool.close()
 
 
-def final_fid(model, scorer: FidScorer, num_samples: int = 50_000, seed: int = 0, sample_steps: int = 10,
-              batch_size: int = 1000, amp: bool = False) -> FidResult:
+def final_fid(
+    model,
+    scorer: FidScorer,
+    num_samples: int = 50_000,
+    seed: int = 0,
+    sample_steps: int = 10,
+    batch_size: int = 1000,
+    amp: bool = False,
+) -> FidResult:
     """The protocol's final FID of ``model`` (the EMA network): seeded, so a checkpoint always scores the same."""
     return scorer.score_model(model, num_samples, seed, sample_steps, batch_size, amp)
 
@@ -129,7 +137,9 @@ def final_fid(model, scorer: FidScorer, num_samples: int = 50_000, seed: int = 0
 def main(argv=None) -> int:
     p = Parser(prog="python -m trainer.fid", description=__doc__.split("\n\n")[0])
     p.add_argument("command", choices=["prepare", "check"])
-    p.add_argument("--fid-cache", default=None, help="cache folder (default: $MEANFLOW_FID_CACHE or ~/.cache/meanflow-sweep/fid)")
+    p.add_argument(
+        "--fid-cache", default=None, help="cache folder (default: $MEANFLOW_FID_CACHE or ~/.cache/meanflow-sweep/fid)"
+    )
     args = p.parse_args(argv)
     folder = cache_dir(args.fid_cache)
     try:
@@ -138,12 +148,9 @@ def main(argv=None) -> int:
         for name in (INCEPTION_FILE, STATS_FILE):
             require(folder, name)
     except FidCacheMissing as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return usage_error(str(e))
     except OSError as e:
-        print(f"error: could not fetch into {folder} ({e}); copy {INCEPTION_FILE} and {STATS_FILE} there by hand",
-              file=sys.stderr)
-        return 2
+        return usage_error(f"could not fetch into {folder} ({e}); copy {INCEPTION_FILE} and {STATS_FILE} there by hand")
     print(f"FID cache {folder} is complete")
     return 0
 

@@ -6,6 +6,7 @@ Here both come from one cache folder: ``--fid-cache DIR``, else the
 ``MEANFLOW_FID_CACHE`` environment variable, else ``~/.cache/meanflow-sweep/fid``.
 ``python -m trainer.fid prepare`` fills it where the network allows.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,10 @@ def cache_dir(arg: str | os.PathLike | None = None) -> Path:
 def require(folder: Path, name: str) -> Path:
     path = folder / name
     if not path.is_file():
-        raise FidCacheMissing(f"{name} is missing from the FID cache {folder}: run 'python -m trainer.fid prepare "
-                              f"--fid-cache {folder}' where the network allows, or copy the file there")
+        raise FidCacheMissing(
+            f"{name} is missing from the FID cache {folder}: run 'python -m trainer.fid prepare "
+            f"--fid-cache {folder}' where the network allows, or copy the file there"
+        )
     return path
 
 

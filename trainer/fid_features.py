@@ -6,6 +6,7 @@ time in the main process (~2 ms an image). We call that same function, only in
 a pool of worker processes over chunks, and stream the resized chunks through
 the feature network so 50k resized images (~53 GB as float32) never coexist.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -23,6 +24,7 @@ def _resize_chunk(chunk: np.ndarray) -> np.ndarray:
     global _RESIZER
     if _RESIZER is None:
         from cleanfid.resize import build_resizer
+
         _RESIZER = build_resizer("clean")
     return np.stack([_RESIZER(img).transpose(2, 0, 1) for img in chunk])
 
@@ -37,7 +39,7 @@ class ResizePool:
 
     def map(self, images: np.ndarray, chunk: int):
         """Yields resized chunks in order. images: uint8 (N, H, W, 3)."""
-        chunks = [images[i:i + chunk] for i in range(0, len(images), chunk)]
+        chunks = [images[i : i + chunk] for i in range(0, len(images), chunk)]
         if self._pool is None:
             yield from map(_resize_chunk, chunks)
         else:
@@ -55,8 +57,9 @@ class ResizePool:
         self.close()
 
 
-def extract_features(images: torch.Tensor, model: nn.Module, device, pool: ResizePool | None = None,
-                     batch_size: int = 500) -> np.ndarray:
+def extract_features(
+    images: torch.Tensor, model: nn.Module, device, pool: ResizePool | None = None, batch_size: int = 500
+) -> np.ndarray:
     """uint8 images (N, 3, H, W) -> features (N, D) as float64, via clean-fid's resize and ``model``.
 
     ``model`` takes float images in [0, 255] of shape (B, 3, 299, 299), like
@@ -95,7 +98,7 @@ class StandinFeatures(nn.Module):
         for m in (self.conv1, self.conv2):
             fan_in = m.weight[0].numel()
             with torch.no_grad():
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in ** 0.5)
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in**0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
         self.requires_grad_(False).eval()
 

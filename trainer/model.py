@@ -12,6 +12,7 @@ Attention has two implementations with the same weights:
   is taken (sampling, flow-matching-only steps).
 Switch with ``net.set_attention("math" | "fused")``.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,6 +46,7 @@ class ModelConfig:
 #                          Embedding layers for times                           #
 #################################################################################
 
+
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal embedding of t in [0, 1], scaled by 1000 as in DiT. (N,) -> (N, dim)."""
     half = dim // 2
@@ -72,6 +74,7 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 #                                 Core DiT block                                #
 #################################################################################
 
+
 class Attention(nn.Module):
     def __init__(self, hidden: int, heads: int):
         super().__init__()
@@ -98,7 +101,9 @@ class DiTBlock(nn.Module):
         self.attn = Attention(hidden, heads)
         self.norm2 = nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         mlp_hidden = int(hidden * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(hidden, mlp_hidden), nn.GELU(approximate="tanh"), nn.Linear(mlp_hidden, hidden))
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden, mlp_hidden), nn.GELU(approximate="tanh"), nn.Linear(mlp_hidden, hidden)
+        )
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(hidden, 6 * hidden))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -123,6 +128,7 @@ class FinalLayer(nn.Module):
 #                                   SmallDiT                                    #
 #################################################################################
 
+
 class SmallDiT(nn.Module):
     def __init__(self, config: ModelConfig | None = None, **overrides):
         super().__init__()
@@ -142,6 +148,7 @@ class SmallDiT(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
+
         self.apply(_basic)
         w = self.embed.weight.data  # patch embedding initialised like a Linear layer (DiT)
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))

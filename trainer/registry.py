@@ -1,4 +1,5 @@
 """Registries: plain dicts filled by a ``register`` decorator, whose errors list the known names."""
+
 from __future__ import annotations
 
 
@@ -27,6 +28,7 @@ class Registry(dict):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self[name] = obj
             return obj
+
         return deco
 
     def __missing__(self, name):

@@ -1,4 +1,5 @@
 """Small runtime helpers: device choice, versions, atomic writes, RNG state."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Euler sampling with a mean-velocity model: x_{t_next} = x_t - (t - t_next) * u(x_t, t, t_next)."""
+
 from __future__ import annotations
 
 import torch
@@ -27,14 +28,17 @@ NOISE_BLOCK = 500  # noise is drawn in fixed blocks, so it does not depend on th
 def noise_for(seed: int, start: int, n: int, shape=(3, 32, 32)) -> torch.Tensor:
     """Noise of samples [start, start + n) for sample seed ``seed``: the same on every device, run and batch size."""
     first, last = start // NOISE_BLOCK, (start + n - 1) // NOISE_BLOCK
-    blocks = [torch.randn(NOISE_BLOCK, *shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + b))
-              for b in range(first, last + 1)]
+    blocks = [
+        torch.randn(NOISE_BLOCK, *shape, generator=torch.Generator().manual_seed(seed * 1_000_003 + b))
+        for b in range(first, last + 1)
+    ]
     offset = start - first * NOISE_BLOCK
-    return torch.cat(blocks)[offset:offset + n]
+    return torch.cat(blocks)[offset : offset + n]
 
 
-def sample_images(net, n: int, seed: int = 0, steps: int = 10, batch_size: int = 1000, device=None,
-                  amp: bool = False) -> torch.Tensor:
+def sample_images(
+    net, n: int, seed: int = 0, steps: int = 10, batch_size: int = 1000, device=None, amp: bool = False
+) -> torch.Tensor:
     """n uint8 images (n, 3, H, W) on the CPU from a fixed seed.
 
     Noise is drawn on the CPU (``noise_for``) so a checkpoint scores the same on

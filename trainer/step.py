@@ -11,6 +11,7 @@ time embeddings' sin/cos arguments (t * 1000), the residual, the adaptive
 weight and the loss stay fp32, because bf16's 8-bit mantissa would quantise
 t * 1000 to steps of 4 and the loss ratio e / (e + eps) to ~0.4%.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Every space: its suggestions build valid trainer configs, and its baselines are enqueued exactly."""
+
 import optuna
 import pytest
 
@@ -21,7 +22,7 @@ def test_space_suggests_valid_configs_and_runs_baselines_first(name):
         fixed = space.define(trial)
         from_flat({"preset": "smoke", **trial.params, **fixed})  # raises on any invalid combination
         study.tell(trial, 1.0)
-    first = [t.params for t in study.trials[:len(space.points)]]
+    first = [t.params for t in study.trials[: len(space.points)]]
     assert first == space.points
 
 
@@ -39,8 +40,11 @@ def test_baseline_points_reproduce_the_baseline_configs():
             if cfg.ratio_fm == ref.ratio_fm == ScheduleSpec("constant", {"value": 1.0}):
                 cfg = from_flat({**cfg.to_flat(), "target": ref.target})  # every row is flow matching: any target is v
             for key in ("target", "ratio_fm", "alpha", "adaptive_p", "adaptive_eps", "discrete_weight"):
-                assert getattr(cfg, key) == getattr(ref, key) or _same_schedule(getattr(cfg, key), getattr(ref, key)), \
-                    (name, base, key)
+                assert getattr(cfg, key) == getattr(ref, key) or _same_schedule(getattr(cfg, key), getattr(ref, key)), (
+                    name,
+                    base,
+                    key,
+                )
 
 
 def _same_schedule(a, b):

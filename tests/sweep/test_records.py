@@ -1,4 +1,5 @@
 """The results table without Ray: ranking, merging, atomic and concurrent writes."""
+
 import multiprocessing as mp
 import random
 
@@ -10,15 +11,29 @@ from sweep.records import PROTOCOL_FID_KIND, SweepTable, merge_leaderboards, ran
 
 
 def _row(i, fid, kind="standin/synthetic/512/euler10", status="completed", baseline=None, seed=0):
-    return {"trial_id": f"t{i}", "status": status, "final_fid": fid, "fid_kind": kind, "baseline": baseline,
-            "config_hash": f"h{i}", "seed": seed, "finished_at": f"2026-01-01T00:00:{i:02d}"}
+    return {
+        "trial_id": f"t{i}",
+        "status": status,
+        "final_fid": fid,
+        "fid_kind": kind,
+        "baseline": baseline,
+        "config_hash": f"h{i}",
+        "seed": seed,
+        "finished_at": f"2026-01-01T00:00:{i:02d}",
+    }
 
 
 def test_rank_orders_within_each_fid_kind_and_skips_unfinished():
-    frame = pd.DataFrame([
-        _row(1, 5.0), _row(2, 3.0, baseline="meanflow"), _row(3, None, status="diverged"),
-        _row(4, 40.0, kind=PROTOCOL_FID_KIND), _row(5, 45.0, kind=PROTOCOL_FID_KIND), _row(6, 1.0, status="error"),
-    ])
+    frame = pd.DataFrame(
+        [
+            _row(1, 5.0),
+            _row(2, 3.0, baseline="meanflow"),
+            _row(3, None, status="diverged"),
+            _row(4, 40.0, kind=PROTOCOL_FID_KIND),
+            _row(5, 45.0, kind=PROTOCOL_FID_KIND),
+            _row(6, 1.0, status="error"),
+        ]
+    )
     board = rank(frame)
     assert list(board["trial_id"]) == ["t4", "t5", "t2", "t1"]
     assert list(board["rank"]) == [1, 2, 1, 2]
@@ -30,8 +45,15 @@ def _write_sweep(args):
     results, name, n = args
     table = SweepTable(results, name, "baselines", params=[])
     for i in range(n):
-        table.update(f"{name}-{i}", status="completed", final_fid=random.random(), fid_kind="k",
-                     config_hash=f"{name}-{i}", seed=0, finished_at=f"x{i}")
+        table.update(
+            f"{name}-{i}",
+            status="completed",
+            final_fid=random.random(),
+            fid_kind="k",
+            config_hash=f"{name}-{i}",
+            seed=0,
+            finished_at=f"x{i}",
+        )
         table.save()
     return n
 
@@ -47,19 +69,29 @@ def test_concurrent_sweeps_do_not_lose_rows_in_the_merged_leaderboard(tmp_path):
 def test_merge_counts_the_same_config_and_seed_once(tmp_path):
     for name in ("a", "b"):
         table = SweepTable(tmp_path, name, "baselines", params=[])
-        table.update("t1", status="completed", final_fid=4.0 if name == "a" else 3.0, fid_kind="k",
-                     config_hash="same", seed=0, finished_at=name)
+        table.update(
+            "t1",
+            status="completed",
+            final_fid=4.0 if name == "a" else 3.0,
+            fid_kind="k",
+            config_hash="same",
+            seed=0,
+            finished_at=name,
+        )
         table.save()
     merged = merge_leaderboards(tmp_path)
     assert len(merged) == 1 and merged["sweep"].item() == "a"  # the first finish counts
 
 
-@pytest.mark.parametrize("text, status", [
-    ("Traceback...\nsweep.trainable.TrialFailure: diverged at step 37: loss became nan at step 37", "diverged"),
-    ("...\nTrialFailure: oom: CUDA out of memory. Tried to allocate 2 GiB", "oom"),
-    ("Traceback (most recent call last):\n  ...\nKeyError: 'x'\n", "error"),
-    (None, "error"),
-])
+@pytest.mark.parametrize(
+    "text, status",
+    [
+        ("Traceback...\nsweep.trainable.TrialFailure: diverged at step 37: loss became nan at step 37", "diverged"),
+        ("...\nTrialFailure: oom: CUDA out of memory. Tried to allocate 2 GiB", "oom"),
+        ("Traceback (most recent call last):\n  ...\nKeyError: 'x'\n", "error"),
+        (None, "error"),
+    ],
+)
 def test_errors_are_classified(text, status):
     got, message = classify_error(text)
     assert got == status and message and "\n" not in message

@@ -1,4 +1,5 @@
 """A report built from a real smoke sweep: every section, valid PNGs, self-contained HTML."""
+
 import re
 
 import pytest
@@ -12,16 +13,45 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def sweep_folder(ray_session, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    assert run_main(["--space", "alpha_schedules", "--trials", "4", "--results-dir", str(results), "--name", "rep",
-                     "--preset", "smoke", "--steps", "30", "--quiet", "--set", "eval_every=15",
-                     "--set", "eval_samples=64", "--set", "fid_samples=128"]) == 0
+    assert (
+        run_main(
+            [
+                "--space",
+                "alpha_schedules",
+                "--trials",
+                "4",
+                "--results-dir",
+                str(results),
+                "--name",
+                "rep",
+                "--preset",
+                "smoke",
+                "--steps",
+                "30",
+                "--quiet",
+                "--set",
+                "eval_every=15",
+                "--set",
+                "eval_samples=64",
+                "--set",
+                "fid_samples=128",
+            ]
+        )
+        == 0
+    )
     return results / "rep"
 
 
 def test_report_has_every_section_and_valid_pngs(sweep_folder):
     page = build(sweep_folder).read_text()
-    for section in ("Leaderboard", "Search progress", "Schedules of the top 5", "Intermediate FID",
-                    "Samples (64 each", "Parameter importances"):
+    for section in (
+        "Leaderboard",
+        "Search progress",
+        "Schedules of the top 5",
+        "Intermediate FID",
+        "Samples (64 each",
+        "Parameter importances",
+    ):
         assert f"<h2>{section}" in page, section
     assert 'class="meanflow"' in page  # the baseline is marked in the table
     for name in ("leaderboard", "progress", "schedules", "curves", "importances"):

@@ -1,4 +1,5 @@
 """Real Ray Tune + Optuna sweeps of smoke trials on CPU (Ray started once per test run)."""
+
 import os
 import signal
 import subprocess
@@ -10,8 +11,19 @@ import pytest
 
 from sweep.run import main
 
-QUICK = ["--preset", "smoke", "--steps", "20", "--quiet", "--set", "fid_samples=128", "--set", "eval_every=10",
-         "--set", "eval_samples=64"]
+QUICK = [
+    "--preset",
+    "smoke",
+    "--steps",
+    "20",
+    "--quiet",
+    "--set",
+    "fid_samples=128",
+    "--set",
+    "eval_every=10",
+    "--set",
+    "eval_samples=64",
+]
 
 
 def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
@@ -20,8 +32,20 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}
     assert sorted(trials["objective"]) == ["alphaflow", "meanflow", "pureflow"]
     assert sorted(trials["baseline"]) == ["alphaflow", "meanflow", "pureflow"]
-    for col in ("trial_id", "space", "objective", "final_fid", "best_intermediate_fid", "fid_kind", "steps",
-                "wall_seconds", "gpu", "seed", "config_hash", "versions"):
+    for col in (
+        "trial_id",
+        "space",
+        "objective",
+        "final_fid",
+        "best_intermediate_fid",
+        "fid_kind",
+        "steps",
+        "wall_seconds",
+        "gpu",
+        "seed",
+        "config_hash",
+        "versions",
+    ):
         assert col in trials and trials[col].notna().all(), col
     assert set(trials["fid_kind"]) == {"standin/synthetic/128/euler10"}
     board = pd.read_csv(tmp_path / "b1" / "leaderboard.csv")
@@ -34,20 +58,39 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b2", "--trials", "3", *QUICK]) == 0
     merged = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(merged) == 3 and not merged.duplicated(["config_hash", "seed"]).any()
-    assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b3", "--seed", "1",
-                 "--trials", "3", *QUICK]) == 0
+    assert (
+        main(
+            [
+                "--space",
+                "baselines",
+                "--results-dir",
+                str(tmp_path),
+                "--name",
+                "b3",
+                "--seed",
+                "1",
+                "--trials",
+                "3",
+                *QUICK,
+            ]
+        )
+        == 0
+    )
     merged = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(merged) == 6 and list(merged["rank"]) == list(range(1, 7))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--space", "nope"], "invalid choice: 'nope' (choose from 'baselines', 'alpha_schedules'"),
-    (["--preset", "huge"], "invalid choice: 'huge' (choose from 'auto', 'seed', 'smoke')"),
-    (["--trials", "0"], "--trials 0 must be at least 1"),
-    (["--resume", "--name", "ghost"], "there is no sweep 'ghost'"),
-    (["--set", "ratio_fm.value=2"], "reaches 2"),
-    (["--set", "bogus_key=1"], "unknown config key 'bogus_key'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--space", "nope"], "invalid choice: 'nope' (choose from 'baselines', 'alpha_schedules'"),
+        (["--preset", "huge"], "invalid choice: 'huge' (choose from 'auto', 'seed', 'smoke')"),
+        (["--trials", "0"], "--trials 0 must be at least 1"),
+        (["--resume", "--name", "ghost"], "there is no sweep 'ghost'"),
+        (["--set", "ratio_fm.value=2"], "reaches 2"),
+        (["--set", "bogus_key=1"], "unknown config key 'bogus_key'"),
+    ],
+)
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, capsys, args, message):
     results = tmp_path / "r"
     with pytest.raises(SystemExit) as exc:
@@ -89,11 +132,33 @@ def _wait_for_completed(csv, timeout=240):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session, tmp_path, sig):
     """A driver stopped by Ctrl-C or killed outright: --resume keeps finished trials and completes the rest."""
-    args = ["--space", "baselines", "--results-dir", str(tmp_path), "--name", "r", "--max-concurrent", "1",
-            "--preset", "smoke", "--steps", "150", "--quiet", "--set", "fid_samples=64", "--set", "eval_every=50",
-            "--set", "eval_samples=0"]
-    proc = subprocess.Popen([sys.executable, "-m", "sweep.run", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [
+        "--space",
+        "baselines",
+        "--results-dir",
+        str(tmp_path),
+        "--name",
+        "r",
+        "--max-concurrent",
+        "1",
+        "--preset",
+        "smoke",
+        "--steps",
+        "150",
+        "--quiet",
+        "--set",
+        "fid_samples=64",
+        "--set",
+        "eval_every=50",
+        "--set",
+        "eval_samples=0",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweep.run", *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         first = _wait_for_completed(tmp_path / "r" / "trials.csv")
     finally:
@@ -115,8 +180,25 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
 def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path):
     import optuna
 
-    args = ["--space", "baselines", "--results-dir", str(tmp_path), "--name", "d", "--trials", "1", "--preset",
-            "smoke", "--steps", "30", "--quiet", "--set", "lr=1e30", "--set", "eval_every=0"]
+    args = [
+        "--space",
+        "baselines",
+        "--results-dir",
+        str(tmp_path),
+        "--name",
+        "d",
+        "--trials",
+        "1",
+        "--preset",
+        "smoke",
+        "--steps",
+        "30",
+        "--quiet",
+        "--set",
+        "lr=1e30",
+        "--set",
+        "eval_every=0",
+    ]
     assert main(args) == 0
     trials = pd.read_csv(tmp_path / "d" / "trials.csv")
     assert list(trials["status"]) == ["diverged"]

@@ -24,16 +24,19 @@ def test_unknown_key_lists_known_keys():
         from_flat({"learning_rate": 1e-3})
 
 
-@pytest.mark.parametrize("flat, message", [
-    ({"preset": "huge"}, "unknown preset 'huge'; choose one of: seed, smoke"),
-    ({"objective": "flowmap"}, "unknown objective 'flowmap'; choose one of: pureflow, meanflow, alphaflow"),
-    ({"target": "x"}, "unknown target 'x'"),
-    ({"steps": -3}, "steps=-3 must be a positive integer"),
-    ({"ratio_fm.value": 1.5}, r"ratio_fm schedule .* reaches 1.5"),
-    ({"alpha.schedule": "sigmoid", "alpha.eta": 0.6}, r"eta=0.6 is outside \(0, 0.5\)"),
-    ({"alpha.schedule": "linear", "alpha.slope": 1}, "has no parameter 'slope'"),
-    ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
-])
+@pytest.mark.parametrize(
+    "flat, message",
+    [
+        ({"preset": "huge"}, "unknown preset 'huge'; choose one of: seed, smoke"),
+        ({"objective": "flowmap"}, "unknown objective 'flowmap'; choose one of: pureflow, meanflow, alphaflow"),
+        ({"target": "x"}, "unknown target 'x'"),
+        ({"steps": -3}, "steps=-3 must be a positive integer"),
+        ({"ratio_fm.value": 1.5}, r"ratio_fm schedule .* reaches 1.5"),
+        ({"alpha.schedule": "sigmoid", "alpha.eta": 0.6}, r"eta=0.6 is outside \(0, 0.5\)"),
+        ({"alpha.schedule": "linear", "alpha.slope": 1}, "has no parameter 'slope'"),
+        ({"dataset": "imagenet"}, "unknown dataset 'imagenet'"),
+    ],
+)
 def test_bad_values_give_one_clear_sentence(flat, message):
     with pytest.raises(ValueError, match=message):
         from_flat(flat)

@@ -1,5 +1,3 @@
-import pickle
-
 import pytest
 import torch
 
@@ -14,8 +12,15 @@ def test_missing_cifar_names_the_folder_and_the_file(tmp_path):
 def test_unreadable_cifar_is_a_clear_error(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
-    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
-                 "batches.meta"]:
+    for name in [
+        "data_batch_1",
+        "data_batch_2",
+        "data_batch_3",
+        "data_batch_4",
+        "data_batch_5",
+        "test_batch",
+        "batches.meta",
+    ]:
         (folder / name).write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="could not be read|is not in"):
         load_cifar10(str(tmp_path))

@@ -1,12 +1,20 @@
 """Faults inside a trial: divergence is caught, checkpoints resume to the same result."""
+
 import pytest
 import torch
 
 from trainer import train
-from trainer.train import Diverged, checkpoint_path
+from trainer.trial import Diverged, checkpoint_path
 
-BASE = {"preset": "smoke", "objective": "meanflow", "steps": 40, "eval_every": 20, "eval_samples": 0,
-        "fid_samples": 64, "checkpoint_every": 20}
+BASE = {
+    "preset": "smoke",
+    "objective": "meanflow",
+    "steps": 40,
+    "eval_every": 20,
+    "eval_samples": 0,
+    "fid_samples": 64,
+    "checkpoint_every": 20,
+}
 
 
 def test_nan_loss_stops_the_trial_with_its_step():

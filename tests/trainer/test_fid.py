@@ -1,4 +1,5 @@
 """clean-fid's real code path, offline: stand-in features and statistics on synthetic images."""
+
 import subprocess
 import sys
 
@@ -59,8 +60,16 @@ def test_parallel_resize_gives_the_serial_clean_fid_result():
     images = synthetic_images(96, seed=5)
     model = StandinFeatures()
     batches = iter(images.split(32))
-    serial = get_model_features(lambda z: next(batches), model, mode="clean", z_dim=1, num_gen=96,
-                                batch_size=32, device=torch.device("cpu"), verbose=False)
+    serial = get_model_features(
+        lambda z: next(batches),
+        model,
+        mode="clean",
+        z_dim=1,
+        num_gen=96,
+        batch_size=32,
+        device=torch.device("cpu"),
+        verbose=False,
+    )
     with ResizePool(2) as pool:
         parallel = extract_features(images, model, "cpu", pool, batch_size=20)
     ref = stats_of(extract_features(synthetic_images(96, seed=6), model, "cpu"))
@@ -71,8 +80,9 @@ def test_parallel_resize_gives_the_serial_clean_fid_result():
 def test_missing_cache_names_the_file_and_folder(tmp_path):
     with pytest.raises(FidCacheMissing, match=f"{STATS_FILE} is missing from the FID cache {tmp_path}"):
         FidScorer("clean-fid", "cpu", cache=str(tmp_path), workers=0)
-    out = subprocess.run([sys.executable, "-m", "trainer.fid", "check", "--fid-cache", str(tmp_path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "trainer.fid", "check", "--fid-cache", str(tmp_path)], capture_output=True, text=True
+    )
     assert out.returncode == 2 and "is missing from the FID cache" in out.stderr and "Traceback" not in out.stderr
 
 

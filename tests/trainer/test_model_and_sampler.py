@@ -66,8 +66,9 @@ def test_euler_reaches_the_data_point_with_the_exact_mean_velocity():
     a = torch.rand(1, 3, 32, 32, dtype=torch.float64) * 2 - 1
     noise = torch.randn(2, 3, 32, 32, dtype=torch.float64)
     for steps in (1, 10):
-        torch.testing.assert_close(euler_sample(ExactMeanVelocity(a), noise, steps), a.expand(2, -1, -1, -1),
-                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            euler_sample(ExactMeanVelocity(a), noise, steps), a.expand(2, -1, -1, -1), rtol=0, atol=1e-12
+        )
 
 
 def test_sample_images_is_seeded_uint8_and_independent_of_batch_size():

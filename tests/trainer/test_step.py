@@ -1,5 +1,5 @@
 """The training step: one function, compiled whole, equal to the eager one."""
-import pytest
+
 import torch
 
 from tests.helpers import randomized_dit
@@ -41,7 +41,9 @@ def test_loss_is_the_weighted_mean_of_row_errors():
     net = randomized_dit(torch.float64, patch=8)
     x0, x1, t, t_next = (x.double() for x in _inputs())
     spec = LossSpec("meanflow", adaptive_p=1.0, adaptive_eps=1e-3)
-    loss, err = training_loss(net, x0, x1, t, t_next, torch.tensor(0.0, dtype=torch.float64), continuous=True, spec=spec)
+    loss, err = training_loss(
+        net, x0, x1, t, t_next, torch.tensor(0.0, dtype=torch.float64), continuous=True, spec=spec
+    )
     expected = (err / (err + 1e-3)).mean()
     torch.testing.assert_close(loss.detach(), expected)
     # rows with t_next == t regress onto v

@@ -1,4 +1,5 @@
 """Targets against closed forms and finite differences, on a randomized (non-linear) tiny DiT in float64."""
+
 import pytest
 import torch
 
@@ -65,8 +66,9 @@ def test_alphaflow_with_zero_dt_is_meanflow():
     net = randomized_dit()
     x_t, t, t_next, v = batch()
     zero = torch.zeros_like(t)
-    torch.testing.assert_close(call("alphaflow", net, x_t, t, t_next, zero, v),
-                               call("meanflow", net, x_t, t, t_next, zero, v))
+    torch.testing.assert_close(
+        call("alphaflow", net, x_t, t, t_next, zero, v), call("meanflow", net, x_t, t, t_next, zero, v)
+    )
 
 
 @pytest.mark.parametrize("name", list(TARGETS))

@@ -1,4 +1,5 @@
 """Short CPU runs of the whole trainer."""
+
 import json
 
 import pytest
@@ -31,9 +32,18 @@ def test_result_json_records_what_produced_the_number(tmp_path):
 
 @pytest.mark.parametrize("objective", ["pureflow", "meanflow", "alphaflow"])
 def test_every_baseline_lowers_the_loss(objective):
-    res = train({"preset": "smoke", "objective": objective, "steps": 120, "eval_every": 0, "fid_samples": 64,
-                 "alpha.k_end": 0.5} if objective == "alphaflow" else
-                {"preset": "smoke", "objective": objective, "steps": 120, "eval_every": 0, "fid_samples": 64})
+    res = train(
+        {
+            "preset": "smoke",
+            "objective": objective,
+            "steps": 120,
+            "eval_every": 0,
+            "fid_samples": 64,
+            "alpha.k_end": 0.5,
+        }
+        if objective == "alphaflow"
+        else {"preset": "smoke", "objective": objective, "steps": 120, "eval_every": 0, "fid_samples": 64}
+    )
     curve = [fm_mse for _, _, _, fm_mse in res["loss_curve"]]  # rows with a fixed target: v
     first, last = sum(curve[:10]) / 10, sum(curve[-10:]) / 10
     assert last < 0.7 * first, (first, last)

@@ -18,6 +18,7 @@ The research protocol's two extension points live here:
 - ``make_traj_params(ratio_spec, alpha_spec)`` returns
   ``sample_traj_params(batch_size, cur_step, max_steps, device) -> (ratio_fm, alpha)``.
 """
+
 from trainer.objectives.baselines import OBJECTIVES, Objective
 from trainer.objectives.loss import DISCRETE_WEIGHTS, adaptive_weight, discrete_row_weight
 from trainer.objectives.schedules import SCHEDULES, ScheduleSpec, make_schedule, make_traj_params
@@ -26,7 +27,19 @@ from trainer.objectives import variants  # noqa: F401  (registers the variant ta
 from trainer.objectives.time_sampling import TIME_SAMPLERS, sample_times
 
 __all__ = [
-    "OBJECTIVES", "Objective", "DISCRETE_WEIGHTS", "adaptive_weight", "discrete_row_weight",
-    "SCHEDULES", "ScheduleSpec", "make_schedule", "make_traj_params",
-    "TARGETS", "FUSED_TARGETS", "TEACHER_TARGETS", "fused_target", "TIME_SAMPLERS", "sample_times",
+    "OBJECTIVES",
+    "Objective",
+    "DISCRETE_WEIGHTS",
+    "adaptive_weight",
+    "discrete_row_weight",
+    "SCHEDULES",
+    "ScheduleSpec",
+    "make_schedule",
+    "make_traj_params",
+    "TARGETS",
+    "FUSED_TARGETS",
+    "TEACHER_TARGETS",
+    "fused_target",
+    "TIME_SAMPLERS",
+    "sample_times",
 ]

@@ -13,6 +13,7 @@ u_sg + alpha * (meanflow_target - u_sg) + O(alpha^2), so the gradient of
 alpha -> 0, while multiplying by alpha (the released code, "alpha") makes
 it vanish like alpha^2. Both, and "none", can be selected and searched.
 """
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ in [0, 1] (first step 0, last step 1). Specs are ``ScheduleSpec(name, params)``;
 ``make_traj_params`` composes a ratio_fm and an alpha spec into the protocol's
 ``sample_traj_params(batch_size, cur_step, max_steps, device)``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,8 +44,15 @@ def step(progress: float, before: float = 1.0, after: float = 0.0, at: float = 0
 
 
 @SCHEDULES.register("sigmoid")
-def sigmoid(progress: float, start: float = 1.0, end: float = 0.0, gamma: float = 25.0,
-            k_init: float = 0.0, k_end: float = 1.0, eta: float = 0.005) -> float:
+def sigmoid(
+    progress: float,
+    start: float = 1.0,
+    end: float = 0.0,
+    gamma: float = 25.0,
+    k_init: float = 0.0,
+    k_end: float = 1.0,
+    eta: float = 0.005,
+) -> float:
     """AlphaFlow's curriculum, from ``start`` to ``end``.
 
     s(k) = 1 - sigmoid(gamma * (k - k_mid) / (k_end - k_init)), k_mid = (k_init + k_end) / 2,
@@ -65,6 +73,7 @@ def sigmoid(progress: float, start: float = 1.0, end: float = 0.0, gamma: float 
 @dataclass(frozen=True)
 class ScheduleSpec:
     """A schedule by name with its parameters, e.g. ScheduleSpec("linear", {"start": 1, "end": 0})."""
+
     name: str
     params: dict = field(default_factory=dict)
 
@@ -78,8 +87,9 @@ def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float
     accepted = [p for p in inspect.signature(fn).parameters if p != "progress"]
     unknown = sorted(set(spec.params) - set(accepted))
     if unknown:
-        raise ValueError(f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; "
-                         f"it accepts: {', '.join(accepted)}")
+        raise ValueError(
+            f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; it accepts: {', '.join(accepted)}"
+        )
     if spec.name == "sigmoid":
         eta, k0, k1 = spec.params.get("eta", 0.005), spec.params.get("k_init", 0.0), spec.params.get("k_end", 1.0)
         if not 0.0 < eta < 0.5:
@@ -107,8 +117,10 @@ def make_traj_params(ratio_spec: ScheduleSpec, alpha_spec: ScheduleSpec):
         for i in range(101):
             value = fn(i / 100)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} schedule {fn.func.__name__}{fn.keywords} reaches {value:.4g} at "
-                                 f"progress {i / 100:.2f}; it must stay within [0, 1]")
+                raise ValueError(
+                    f"{name} schedule {fn.func.__name__}{fn.keywords} reaches {value:.4g} at "
+                    f"progress {i / 100:.2f}; it must stay within [0, 1]"
+                )
 
     def sample_traj_params(batch_size: int, cur_step: int, max_steps: int, device=None) -> tuple[float, float]:
         p = progress_of(cur_step, max_steps)

@@ -15,6 +15,7 @@ network a target may compute with instead of ``net`` (the EMA teacher of
 the generic one (its own call on the teacher or the net, plus a forward for u).
 ``TEACHER_TARGETS`` names the targets for which the trainer keeps a teacher.
 """
+
 from __future__ import annotations
 
 import torch
@@ -131,4 +132,5 @@ def fused_target(name: str):
         with torch.autocast(x_t.device.type, enabled=not fp32 and torch.is_autocast_enabled(x_t.device.type)):
             tgt = plain(teacher if teacher is not None else net, x_t, t, t_next, dt, velocity, x_t.device)
         return net(x_t, t, t_next), tgt.detach()
+
     return generic

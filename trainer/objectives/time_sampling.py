@@ -6,6 +6,7 @@ is mean -0.4, std 1.0). Then the first ``round(ratio_fm * N)`` rows get
 t_next = t: those rows are plain flow matching. A fixed count (rather than a
 coin per row) keeps the mix exact in every batch, as the MeanFlow code does.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,9 +28,18 @@ def uniform(n: int, generator: torch.Generator, device, mean: float = 0.0, std: 
     return torch.rand(n, generator=generator, device=device)
 
 
-def sample_times(n: int, ratio_fm: float, generator: torch.Generator, device, sampler: str = "logit_normal",
-                 mean: float = -0.4, std: float = 1.0, mean_r: float | None = None, std_r: float | None = None,
-                 interval_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_times(
+    n: int,
+    ratio_fm: float,
+    generator: torch.Generator,
+    device,
+    sampler: str = "logit_normal",
+    mean: float = -0.4,
+    std: float = 1.0,
+    mean_r: float | None = None,
+    std_r: float | None = None,
+    interval_scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, t_next), each (N,), with t_next <= t and exactly round(ratio_fm * N) rows with t_next == t.
 
     ``mean_r`` / ``std_r``: the second draw's own location and scale (default:

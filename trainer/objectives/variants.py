@@ -10,12 +10,21 @@ weight 1 / (e + eps) gives those rows weight ~1/eps and they swamp the
 flow-matching rows: their objectives default to plain MSE (adaptive_p = 0, as
 in their papers), and their targets are computed in fp32 (``FP32_TARGETS``).
 """
+
 from __future__ import annotations
 
 import torch
 
-from trainer.objectives.targets import (FP32_TARGETS, FUSED_TARGETS, TARGETS, TEACHER_TARGETS, _bcast,
-                                        alphaflow_target, discrete_target, u_and_dudt)
+from trainer.objectives.targets import (
+    FP32_TARGETS,
+    FUSED_TARGETS,
+    TARGETS,
+    TEACHER_TARGETS,
+    _bcast,
+    alphaflow_target,
+    discrete_target,
+    u_and_dudt,
+)
 
 
 def _rows(t, t_next, velocity, target):

@@ -5,6 +5,7 @@ runs; it imports nothing from ``sweep`` or Ray. ``report(metrics)`` is called
 every ``eval_every`` steps with the intermediate FID, so a scheduler can stop
 bad trials early.
 """
+
 from __future__ import annotations
 
 import copy
@@ -20,7 +21,14 @@ from trainer.fid import FidScorer, final_fid
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.objectives import TEACHER_TARGETS, make_traj_params, sample_times
 from trainer.objectives.schedules import progress_of
-from trainer.runtime import atomic_torch_save, atomic_write_bytes, atomic_write_json, device_name, resolve_device, versions
+from trainer.runtime import (
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    device_name,
+    resolve_device,
+    versions,
+)
 from trainer.sampler import sample_images
 from trainer.step import LossSpec, make_loss_fn
 
@@ -37,7 +45,7 @@ class Diverged(RuntimeError):
 
 
 def build_model(cfg: TrainConfig, device) -> tuple[SmallDiT, SmallDiT]:
-    """The online network (math attention: it goes through the JVP) and its EMA copy (fused attention: sampling only)."""
+    """The online network (math attention: it goes through the JVP) and its EMA copy (fused attention: sampling)."""
     net = SmallDiT(MODEL_SIZES[cfg.model]).to(device).set_attention("math")
     ema = copy.deepcopy(net).requires_grad_(False).eval().set_attention("fused")
     return net, ema
@@ -52,12 +60,14 @@ class Trial:
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.data = DeviceImages(images if images is not None else load_images(cfg.dataset, cfg.data_dir), self.device)
         # Scoring is set up before training so a missing FID cache fails in seconds, not after the run.
-        self.scorer = FidScorer(cfg.fid_mode, self.device, cfg.fid_cache or None,
-                                workers=0 if cfg.fid_mode == "standin" else None)
+        self.scorer = FidScorer(
+            cfg.fid_mode, self.device, cfg.fid_cache or None, workers=0 if cfg.fid_mode == "standin" else None
+        )
         torch.manual_seed(cfg.seed)  # right before the weights are drawn: nothing above may shift them
         self.net, self.ema = build_model(cfg, self.device)
-        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                     fused=self.device.type == "cuda")
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type == "cuda"
+        )
         self.amp = cfg.amp and self.device.type == "cuda"
         # The sampler needs no JVP: fused attention, and compiled on a GPU (shapes are
         # fixed by SAMPLE_BATCH, so it compiles once per trial process).
@@ -89,8 +99,18 @@ class Trial:
         x0 = self.data.batch(cfg.batch_size, self.gen)  # (B, 3, 32, 32)
         x1 = torch.randn(x0.shape, generator=self.gen, device=self.device)
         scale = cfg.interval_start + (1.0 - cfg.interval_start) * progress_of(k, cfg.steps)
-        t, t_next = sample_times(cfg.batch_size, ratio_fm, self.gen, self.device, cfg.time_sampler, cfg.time_mean,
-                                 cfg.time_std, cfg.time_mean_r, cfg.time_std_r, scale)
+        t, t_next = sample_times(
+            cfg.batch_size,
+            ratio_fm,
+            self.gen,
+            self.device,
+            cfg.time_sampler,
+            cfg.time_mean,
+            cfg.time_std,
+            cfg.time_mean_r,
+            cfg.time_std_r,
+            scale,
+        )
         loss, err = self.loss_fn(x0, x1, t, t_next, self.alphas[k], continuous=alpha == 0.0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -108,7 +128,7 @@ class Trial:
 
     def check_finite(self, upto: int) -> None:
         """Reads the losses since the last check (one sync) and raises Diverged at the first bad one."""
-        chunk = self.losses[self.checked:upto].tolist()
+        chunk = self.losses[self.checked : upto].tolist()
         for i, value in enumerate(chunk):
             if not math.isfinite(value):
                 raise Diverged(self.checked + i, value)
@@ -130,19 +150,41 @@ class Trial:
                 self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
                 t_last, k_last = time.perf_counter(), self.step
         train_s = time.perf_counter() - start
-        res = final_fid(self.sampler_net, self.scorer, cfg.fid_samples, seed=cfg.seed, sample_steps=cfg.sample_steps,
-                        batch_size=SAMPLE_BATCH, amp=self.amp)
+        res = final_fid(
+            self.sampler_net,
+            self.scorer,
+            cfg.fid_samples,
+            seed=cfg.seed,
+            sample_steps=cfg.sample_steps,
+            batch_size=SAMPLE_BATCH,
+            amp=self.amp,
+        )
         return self.finish(res, train_s)
 
     def evaluate(self, steps_per_s: float) -> None:
         self.check_finite(self.step)
         n = self.cfg.eval_samples
-        res = self.scorer.score_model(self.sampler_net, n, seed=self.cfg.seed, sample_steps=self.cfg.sample_steps,
-                                      batch_size=SAMPLE_BATCH, amp=self.amp) if n else None
+        res = (
+            self.scorer.score_model(
+                self.sampler_net,
+                n,
+                seed=self.cfg.seed,
+                sample_steps=self.cfg.sample_steps,
+                batch_size=SAMPLE_BATCH,
+                amp=self.amp,
+            )
+            if n
+            else None
+        )
         lo = max(0, self.step - self.cfg.eval_every)
-        metrics = {"step": self.step, "loss": float(self.losses[lo:self.step].mean()),
-                   "mse": float(self.mse[lo:self.step].mean()), "fm_mse": float(self.fm_mse[lo:self.step].mean()),
-                   "steps_per_s": steps_per_s, "progress": self.step / self.cfg.steps}
+        metrics = {
+            "step": self.step,
+            "loss": float(self.losses[lo : self.step].mean()),
+            "mse": float(self.mse[lo : self.step].mean()),
+            "fm_mse": float(self.fm_mse[lo : self.step].mean()),
+            "steps_per_s": steps_per_s,
+            "progress": self.step / self.cfg.steps,
+        }
         if res:
             metrics.update(intermediate_fid=res.fid, intermediate_fid_kind=res.fid_kind)
         self.intermediate.append(metrics)
@@ -154,16 +196,28 @@ class Trial:
         losses, mse, fm_mse = self.losses.cpu(), self.mse.cpu(), self.fm_mse.cpu()
         every = max(1, cfg.steps // 100)
         result = {
-            "status": "completed", "config": cfg.to_flat(), "config_hash": cfg.config_hash(), "seed": cfg.seed,
-            "versions": versions(), "device": device_name(self.device), "steps": cfg.steps,
-            "final_fid": res.fid, "fid_kind": res.fid_kind, "fid_samples": res.num_samples,
-            "fid_seconds": res.seconds, "train_seconds": train_s, "wall_seconds": train_s + res.seconds,
-            "best_intermediate_fid": min((m["intermediate_fid"] for m in self.intermediate
-                                          if "intermediate_fid" in m), default=None),
+            "status": "completed",
+            "config": cfg.to_flat(),
+            "config_hash": cfg.config_hash(),
+            "seed": cfg.seed,
+            "versions": versions(),
+            "device": device_name(self.device),
+            "steps": cfg.steps,
+            "final_fid": res.fid,
+            "fid_kind": res.fid_kind,
+            "fid_samples": res.num_samples,
+            "fid_seconds": res.seconds,
+            "train_seconds": train_s,
+            "wall_seconds": train_s + res.seconds,
+            "best_intermediate_fid": min(
+                (m["intermediate_fid"] for m in self.intermediate if "intermediate_fid" in m), default=None
+            ),
             "intermediate": self.intermediate,
             # [step, loss, mse, fm_mse], each averaged over 1% of the run
-            "loss_curve": [[k] + [float(a[k:k + every].mean()) for a in (losses, mse, fm_mse)]
-                           for k in range(0, cfg.steps, every)],
+            "loss_curve": [
+                [k] + [float(a[k : k + every].mean()) for a in (losses, mse, fm_mse)]
+                for k in range(0, cfg.steps, every)
+            ],
             "final_loss": float(losses[-every:].mean()),
             "final_mse": float(mse[-every:].mean()),
             "final_fm_mse": float(fm_mse[-every:].mean()),
@@ -176,19 +230,32 @@ class Trial:
 
     # ------------------------------------------------------------ checkpoint
     def save(self, path: Path) -> None:
-        atomic_torch_save(path, {
-            "config": self.cfg.to_flat(), "config_hash": self.cfg.config_hash(), "step": self.step,
-            "net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
-            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-            "losses": self.losses.cpu(), "mse": self.mse.cpu(), "fm_mse": self.fm_mse.cpu(), "intermediate": self.intermediate, "gen": self.gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-        })
+        atomic_torch_save(
+            path,
+            {
+                "config": self.cfg.to_flat(),
+                "config_hash": self.cfg.config_hash(),
+                "step": self.step,
+                "net": self.net.state_dict(),
+                "ema": self.ema.state_dict(),
+                "opt": self.opt.state_dict(),
+                "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+                "losses": self.losses.cpu(),
+                "mse": self.mse.cpu(),
+                "fm_mse": self.fm_mse.cpu(),
+                "intermediate": self.intermediate,
+                "gen": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+            },
+        )
 
     def load(self, path: Path) -> None:
         state = torch.load(path, map_location=self.device, weights_only=False)
         if state["config_hash"] != self.cfg.config_hash():
-            raise ValueError(f"checkpoint {path} belongs to config {state['config_hash']}, "
-                             f"not {self.cfg.config_hash()}; remove it or use another out_dir")
+            raise ValueError(
+                f"checkpoint {path} belongs to config {state['config_hash']}, "
+                f"not {self.cfg.config_hash()}; remove it or use another out_dir"
+            )
         self.net.load_state_dict(state["net"])
         self.ema.load_state_dict(state["ema"])
         if self.teacher is not None:
