@@ -75,3 +75,12 @@ def standin_inception_file(folder):
     path = Path(folder) / "inception-2015-12-05.pt"
     torch.jit.script(Base()).save(str(path))
     return path
+
+
+def sweep_args(space: str, results, name: str, steps: int, *extra: str, **sets) -> list[str]:
+    """Command-line arguments of a quiet CPU smoke sweep; ``sets`` become ``--set KEY=VALUE``."""
+    args = ["--space", space, "--results-dir", str(results), "--name", name, "--preset", "smoke"]
+    args += ["--steps", str(steps), "--quiet", *extra]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    return args

@@ -6,6 +6,7 @@ import pytest
 
 from sweep.report import build, main as report_main
 from sweep.run import main as run_main
+from tests.helpers import sweep_args
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -13,32 +14,10 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def sweep_folder(ray_session, tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    assert (
-        run_main(
-            [
-                "--space",
-                "alpha_schedules",
-                "--trials",
-                "4",
-                "--results-dir",
-                str(results),
-                "--name",
-                "rep",
-                "--preset",
-                "smoke",
-                "--steps",
-                "30",
-                "--quiet",
-                "--set",
-                "eval_every=15",
-                "--set",
-                "eval_samples=64",
-                "--set",
-                "fid_samples=128",
-            ]
-        )
-        == 0
+    args = sweep_args(
+        "alpha_schedules", results, "rep", 30, "--trials", "4", eval_every=15, eval_samples=64, fid_samples=128
     )
+    assert run_main(args) == 0
     return results / "rep"
 
 

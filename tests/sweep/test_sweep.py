@@ -10,20 +10,10 @@ import pandas as pd
 import pytest
 
 from sweep.run import main
+from tests.helpers import sweep_args
 
-QUICK = [
-    "--preset",
-    "smoke",
-    "--steps",
-    "20",
-    "--quiet",
-    "--set",
-    "fid_samples=128",
-    "--set",
-    "eval_every=10",
-    "--set",
-    "eval_samples=64",
-]
+QUICK = ["--preset", "smoke", "--steps", "20", "--quiet"]  # fmt: skip
+QUICK += ["--set", "fid_samples=128", "--set", "eval_every=10", "--set", "eval_samples=64"]  # fmt: skip
 
 
 def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
@@ -132,27 +122,9 @@ def _wait_for_completed(csv, timeout=240):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session, tmp_path, sig):
     """A driver stopped by Ctrl-C or killed outright: --resume keeps finished trials and completes the rest."""
-    args = [
-        "--space",
-        "baselines",
-        "--results-dir",
-        str(tmp_path),
-        "--name",
-        "r",
-        "--max-concurrent",
-        "1",
-        "--preset",
-        "smoke",
-        "--steps",
-        "150",
-        "--quiet",
-        "--set",
-        "fid_samples=64",
-        "--set",
-        "eval_every=50",
-        "--set",
-        "eval_samples=0",
-    ]
+    args = sweep_args(
+        "baselines", tmp_path, "r", 150, "--max-concurrent", "1", fid_samples=64, eval_every=50, eval_samples=0
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweep.run", *args],
         start_new_session=True,
@@ -180,25 +152,7 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
 def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path):
     import optuna
 
-    args = [
-        "--space",
-        "baselines",
-        "--results-dir",
-        str(tmp_path),
-        "--name",
-        "d",
-        "--trials",
-        "1",
-        "--preset",
-        "smoke",
-        "--steps",
-        "30",
-        "--quiet",
-        "--set",
-        "lr=1e30",
-        "--set",
-        "eval_every=0",
-    ]
+    args = sweep_args("baselines", tmp_path, "d", 30, "--trials", "1", lr="1e30", eval_every=0)
     assert main(args) == 0
     trials = pd.read_csv(tmp_path / "d" / "trials.csv")
     assert list(trials["status"]) == ["diverged"]
