@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from trainer.objectives import OBJECTIVES
+from trainer.objectives.schedules import schedule_defaults
 from trainer.registry import Registry
 
 SPACES = Registry("search space")
@@ -33,17 +34,10 @@ def register(name: str, description: str, baselines: dict[str, dict] | None = No
 
 def baseline_point(objective: str, keys: list[str]) -> dict:
     """The values of ``keys`` in a baseline objective's flat config (schedule defaults filled in)."""
-    from trainer.objectives import make_schedule  # noqa: F401  (validates names)
-    import inspect
-
-    from trainer.objectives.schedules import SCHEDULES
-
     flat = OBJECTIVES[objective].flat()
     for prefix in ("ratio_fm", "alpha"):
-        fn = SCHEDULES[flat[f"{prefix}.schedule"]]
-        for p, param in inspect.signature(fn).parameters.items():
-            if p != "progress":
-                flat.setdefault(f"{prefix}.{p}", param.default)
+        for param, default in schedule_defaults(flat[f"{prefix}.schedule"]).items():
+            flat.setdefault(f"{prefix}.{param}", default)
     missing = [k for k in keys if k not in flat]
     if missing:
         raise KeyError(f"baseline {objective} has no value for {missing}")

@@ -81,10 +81,16 @@ class ScheduleSpec:
         return {"schedule": self.name, **self.params}
 
 
+def schedule_defaults(name: str) -> dict[str, float]:
+    """The parameters of schedule ``name`` with their defaults."""
+    params = inspect.signature(SCHEDULES[name]).parameters
+    return {p: param.default for p, param in params.items() if p != "progress"}
+
+
 def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float], float]:
     """Binds a spec's parameters, rejecting unknown ones with the accepted names."""
     fn = SCHEDULES[spec.name]
-    accepted = [p for p in inspect.signature(fn).parameters if p != "progress"]
+    accepted = list(schedule_defaults(spec.name))
     unknown = sorted(set(spec.params) - set(accepted))
     if unknown:
         raise ValueError(
