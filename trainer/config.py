@@ -138,7 +138,12 @@ def from_flat(flat: dict) -> TrainConfig:
     preset = flat.get("preset", "smoke")
     merged: dict = {"preset": preset, **PRESETS[preset]}
     if "objective" in flat:
-        merged.update(OBJECTIVES[flat.pop("objective")].flat())
+        objective = OBJECTIVES[flat.pop("objective")].flat()
+        for prefix in ("ratio_fm", "alpha"):  # a schedule family swapped by the caller drops the objective's params
+            key = f"{prefix}.schedule"
+            if key in flat and flat[key] != objective[key]:
+                objective = {k: v for k, v in objective.items() if not k.startswith(prefix + ".")}
+        merged.update(objective)
     merged.update(flat)
     names = _field_names()
     kwargs, specs = {}, {"ratio_fm": {}, "alpha": {}}

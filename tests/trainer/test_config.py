@@ -11,6 +11,13 @@ def test_preset_and_objective_expand_and_keys_override():
     assert cfg.alpha == ScheduleSpec("sigmoid", {"start": 1.0, "end": 0.0, "gamma": 10.0, "eta": 0.005})
 
 
+def test_swapping_the_schedule_family_drops_the_objectives_parameters():
+    cfg = from_flat({"objective": "meanflow", "alpha.schedule": "linear", "alpha.start": 0.5})
+    assert cfg.alpha == ScheduleSpec("linear", {"start": 0.5})
+    same = from_flat({"objective": "alphaflow", "alpha.schedule": "sigmoid", "alpha.gamma": 5.0})
+    assert same.alpha.params["eta"] == 0.005 and same.alpha.params["gamma"] == 5.0  # same family: params kept
+
+
 def test_flat_round_trip_and_hash():
     cfg = from_flat({"objective": "meanflow"})
     again = from_flat(cfg.to_flat())
