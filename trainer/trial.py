@@ -17,7 +17,7 @@ import torch
 
 from trainer.config import TrainConfig, from_flat
 from trainer.data import DeviceImages, load_images
-from trainer.fid import FidScorer, final_fid
+from trainer.fid import FidScorer
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.objectives import TEACHER_TARGETS, make_traj_params, sample_times
 from trainer.objectives.schedules import progress_of
@@ -33,6 +33,7 @@ from trainer.sampler import sample_images
 from trainer.step import LossSpec, make_loss_fn
 
 CHECK_EVERY = 25  # steps between finiteness checks: each is one host sync
+TRACKED = ("loss", "mse", "fm_mse")  # the rows of Trial.track
 SAMPLE_BATCH = 1000  # sampler batch: divides the protocol's 5k and 50k, so one compiled shape
 
 
@@ -81,11 +82,10 @@ class Trial:
         # device tensor (no host->device copy per step, which would sync).
         self.schedule = [traj(cfg.batch_size, k, cfg.steps, self.device) for k in range(cfg.steps)]
         self.alphas = torch.tensor([a for _, a in self.schedule], device=self.device)
-        # Per-step weighted loss (finiteness checks) and unweighted MSE (curves: the
-        # adaptive loss e / (e + eps) sits near 1 and hides progress), kept on the device.
-        self.losses = torch.full((cfg.steps,), float("nan"), device=self.device)
-        self.mse = torch.full((cfg.steps,), float("nan"), device=self.device)
-        self.fm_mse = torch.full((cfg.steps,), float("nan"), device=self.device)  # rows with t_next = t: a fixed target
+        # Per-step rows of TRACKED, kept on the device: the weighted loss (finiteness
+        # checks), the unweighted MSE (the adaptive loss e / (e + eps) sits near 1 and
+        # hides progress) and the MSE of rows with t_next = t (a fixed target: v).
+        self.track = torch.full((len(TRACKED), cfg.steps), float("nan"), device=self.device)
         self.step, self.intermediate, self.checked = 0, [], 0
         ckpt_dir = cfg.checkpoint_dir or cfg.out_dir
         self.ckpt = checkpoint_path(ckpt_dir) if ckpt_dir and cfg.checkpoint_every else None
@@ -121,14 +121,12 @@ class Trial:
         torch._foreach_lerp_(list(self.ema.parameters()), net_p, 1.0 - cfg.ema_decay)
         if self.teacher is not None:
             torch._foreach_lerp_(list(self.teacher.parameters()), net_p, 1.0 - cfg.teacher_decay)
-        self.losses[k] = loss.detach()
-        self.mse[k] = err.mean()
         fm = (t_next == t).float()
-        self.fm_mse[k] = (err * fm).sum() / fm.sum().clamp_min(1.0)
+        self.track[:, k] = torch.stack([loss.detach(), err.mean(), (err * fm).sum() / fm.sum().clamp_min(1.0)])
 
     def check_finite(self, upto: int) -> None:
         """Reads the losses since the last check (one sync) and raises Diverged at the first bad one."""
-        chunk = self.losses[self.checked : upto].tolist()
+        chunk = self.track[0, self.checked : upto].tolist()
         for i, value in enumerate(chunk):
             if not math.isfinite(value):
                 raise Diverged(self.checked + i, value)
@@ -150,38 +148,23 @@ class Trial:
                 self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
                 t_last, k_last = time.perf_counter(), self.step
         train_s = time.perf_counter() - start
-        res = final_fid(
-            self.sampler_net,
-            self.scorer,
-            cfg.fid_samples,
-            seed=cfg.seed,
-            sample_steps=cfg.sample_steps,
-            batch_size=SAMPLE_BATCH,
-            amp=self.amp,
+        return self.finish(self.score(cfg.fid_samples), train_s)
+
+    def score(self, n: int):
+        """FID of ``n`` samples of the EMA network (the sampler's seeded noise: the same for every call)."""
+        cfg = self.cfg
+        return self.scorer.score_model(
+            self.sampler_net, n, seed=cfg.seed, sample_steps=cfg.sample_steps, batch_size=SAMPLE_BATCH, amp=self.amp
         )
-        return self.finish(res, train_s)
 
     def evaluate(self, steps_per_s: float) -> None:
         self.check_finite(self.step)
-        n = self.cfg.eval_samples
-        res = (
-            self.scorer.score_model(
-                self.sampler_net,
-                n,
-                seed=self.cfg.seed,
-                sample_steps=self.cfg.sample_steps,
-                batch_size=SAMPLE_BATCH,
-                amp=self.amp,
-            )
-            if n
-            else None
-        )
+        res = self.score(self.cfg.eval_samples) if self.cfg.eval_samples else None
         lo = max(0, self.step - self.cfg.eval_every)
+        means = self.track[:, lo : self.step].mean(dim=1).tolist()  # one sync for all three
         metrics = {
             "step": self.step,
-            "loss": float(self.losses[lo : self.step].mean()),
-            "mse": float(self.mse[lo : self.step].mean()),
-            "fm_mse": float(self.fm_mse[lo : self.step].mean()),
+            **dict(zip(TRACKED, means)),
             "steps_per_s": steps_per_s,
             "progress": self.step / self.cfg.steps,
         }
@@ -193,7 +176,7 @@ class Trial:
 
     def finish(self, res, train_s: float) -> dict:
         cfg = self.cfg
-        losses, mse, fm_mse = self.losses.cpu(), self.mse.cpu(), self.fm_mse.cpu()
+        track = self.track.cpu()
         every = max(1, cfg.steps // 100)
         result = {
             "status": "completed",
@@ -214,13 +197,8 @@ class Trial:
             ),
             "intermediate": self.intermediate,
             # [step, loss, mse, fm_mse], each averaged over 1% of the run
-            "loss_curve": [
-                [k] + [float(a[k : k + every].mean()) for a in (losses, mse, fm_mse)]
-                for k in range(0, cfg.steps, every)
-            ],
-            "final_loss": float(losses[-every:].mean()),
-            "final_mse": float(mse[-every:].mean()),
-            "final_fm_mse": float(fm_mse[-every:].mean()),
+            "loss_curve": [[k] + track[:, k : k + every].mean(dim=1).tolist() for k in range(0, cfg.steps, every)],
+            **{f"final_{name}": value for name, value in zip(TRACKED, track[:, -every:].mean(dim=1).tolist())},
         }
         if cfg.out_dir:
             out = Path(cfg.out_dir)
@@ -240,9 +218,7 @@ class Trial:
                 "ema": self.ema.state_dict(),
                 "opt": self.opt.state_dict(),
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
-                "losses": self.losses.cpu(),
-                "mse": self.mse.cpu(),
-                "fm_mse": self.fm_mse.cpu(),
+                "track": self.track.cpu(),
                 "intermediate": self.intermediate,
                 "gen": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -261,9 +237,7 @@ class Trial:
         if self.teacher is not None:
             self.teacher.load_state_dict(state["teacher"])
         self.opt.load_state_dict(state["opt"])
-        self.losses.copy_(state["losses"].to(self.device))
-        self.mse.copy_(state["mse"].to(self.device))
-        self.fm_mse.copy_(state["fm_mse"].to(self.device))
+        self.track.copy_(state["track"].to(self.device))
         self.gen.set_state(state["gen"].cpu() if hasattr(state["gen"], "cpu") else state["gen"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = self.checked = state["step"]
