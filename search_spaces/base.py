@@ -20,6 +20,13 @@ class SearchSpace:
     points: list = field(default_factory=list)  # baseline param dicts evaluated first
     point_names: list = field(default_factory=list)  # which baseline each point is
 
+    def baseline_of(self, config: dict) -> str | None:
+        """The baseline whose point ``config`` holds (a trial's config has the point's keys and more), else None."""
+        for name, point in zip(self.point_names, self.points):
+            if all(config.get(k) == v for k, v in point.items()):
+                return name
+        return None
+
 
 def register(name: str, description: str, baselines: dict[str, dict] | None = None):
     """Registers ``define`` as space ``name``; ``baselines`` maps a baseline's name to its params in this space."""

@@ -14,7 +14,7 @@ from ray.tune.search import ConcurrencyLimiter
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.progress import RecordsCallback
-from sweep.records import SweepTable, rank
+from sweep.records import FAILED, SweepTable, rank
 from sweep.trainable import trainable
 from trainer.config import from_flat
 from trainer.runtime import atomic_write_json
@@ -64,25 +64,25 @@ def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int
 class BaselineSafeASHA(ASHAScheduler):
     """ASHA that never stops a known baseline: the leaderboard's reference must finish."""
 
-    def __init__(self, baselines: list[dict], **kwargs):
+    def __init__(self, space, **kwargs):
         super().__init__(**kwargs)
-        self.baselines = baselines
+        self.space = space
 
     def on_trial_result(self, tune_controller, trial, result):
         decision = super().on_trial_result(tune_controller, trial, result)  # keeps ASHA's rung bookkeeping
-        if any(all(trial.config.get(k) == v for k, v in point.items()) for point in self.baselines):
+        if self.space.baseline_of(trial.config) is not None:
             return self.CONTINUE
         return decision
 
 
-def make_scheduler(kind: str, base: dict, baselines: list[dict]):
+def make_scheduler(kind: str, base: dict, space):
     if kind == "none":
         return FIFOScheduler()
     cfg = from_flat(base)
     if not cfg.eval_every:
         raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
     return BaselineSafeASHA(
-        baselines,
+        space,
         time_attr="step",
         metric=EARLY_METRIC,
         mode="min",
@@ -121,8 +121,8 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
         gpus = args.gpus_per_trial
         if gpus is None:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        table = SweepTable(folder.parent, name, space.name, params=[])
-        callback = RecordsCallback(table, dict(zip(space.point_names, space.points)), trials, quiet=args.quiet)
+        table = SweepTable(folder.parent, name, space.name)
+        callback = RecordsCallback(table, space, trials, quiet=args.quiet)
         fn = tune.with_resources(tune.with_parameters(trainable, base=base), {"cpu": args.cpus_per_trial, "gpu": gpus})
         path = str(folder / "ray" / "tune")
         if args.resume and tune.Tuner.can_restore(path):
@@ -134,7 +134,7 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
                 fn,
                 tune_config=tune.TuneConfig(
                     search_alg=make_searcher(space, folder, name, seed, args.max_concurrent),
-                    scheduler=make_scheduler(scheduler_kind, base, space.points),
+                    scheduler=make_scheduler(scheduler_kind, base, space),
                     num_samples=trials,
                     reuse_actors=True,
                 ),
@@ -162,14 +162,14 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
 
 
 def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5) -> int:
-    table = SweepTable(folder.parent, name, "", params=[])
+    table = SweepTable(folder.parent, name, "")
     table.load()
     table.save()
     rows = list(table.rows.values())
     board = rank(table.frame())
     print(
         f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
-        f"{sum(r['status'] in ('diverged', 'oom', 'error') for r in rows)} failed, "
+        f"{sum(r['status'] in FAILED for r in rows)} failed, "
         f"{sum(r['status'] == 'stopped' for r in rows)} stopped early, of {trials}"
     )
     if len(board):

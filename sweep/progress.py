@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 
 from ray.tune import Callback
 
-from sweep.records import SweepTable
+from search_spaces import SearchSpace
+from sweep.records import FAILED, SweepTable
 from sweep.trainable import FINAL_KEYS
 
 _FAILURE = re.compile(r"TrialFailure: ((diverged|oom)\b[^\n]*)")
@@ -33,8 +34,8 @@ def classify_error(text: str | None) -> tuple[str, str]:
 class RecordsCallback(Callback):
     """Writes trials.csv / leaderboard.csv as trials start, report and finish; prints one line per event."""
 
-    def __init__(self, table: SweepTable, baselines: dict[str, dict], total: int, quiet: bool = False):
-        self.table, self.baselines, self.total, self.quiet = table, baselines, total, quiet
+    def __init__(self, table: SweepTable, space: SearchSpace, total: int, quiet: bool = False):
+        self.table, self.space, self.total, self.quiet = table, space, total, quiet
         self.t0 = time.time()
 
     def setup(self, **info):
@@ -52,14 +53,11 @@ class RecordsCallback(Callback):
     def _params(trial) -> dict:
         return dict(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
-    def _baseline(self, params: dict) -> str | None:
-        return next(
-            (name for name, point in self.baselines.items() if all(params.get(k) == v for k, v in point.items())), None
-        )
-
     def on_trial_start(self, iteration, trials, trial, **info):
         params = self._params(trial)
-        self.table.update(trial.trial_id, status="running", started_at=now(), baseline=self._baseline(params), **params)
+        self.table.update(
+            trial.trial_id, status="running", started_at=now(), baseline=self.space.baseline_of(params), **params
+        )
         self.table.save()
         self._say(f"start {trial.trial_id} {params}")
 
@@ -118,7 +116,7 @@ class RecordsCallback(Callback):
         self.table.save()
         rows = list(self.table.rows.values())
         done = [r for r in rows if r["status"] == "completed"]
-        failed = sum(r["status"] in ("diverged", "oom", "error") for r in rows)
+        failed = sum(r["status"] in FAILED for r in rows)
         running = sum(r["status"] == "running" for r in rows)
         best = min(done, key=lambda r: r["final_fid"], default=None)
         self._say(

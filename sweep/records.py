@@ -45,7 +45,7 @@ TAIL = [
     "started_at",
     "finished_at",
 ]
-STATUSES = ("pending", "running", "completed", "stopped", "diverged", "oom", "error", "interrupted")
+FAILED = ("diverged", "oom", "error")  # statuses of trials that failed (never ranked)
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -58,9 +58,9 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
 
 
-def order_columns(frame: pd.DataFrame, params: list[str] | None = None) -> pd.DataFrame:
+def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Identity first, then the searched parameters (sorted), then the measurements."""
-    params = params or sorted(c for c in frame.columns if c not in LEAD + TAIL)
+    params = sorted(c for c in frame.columns if c not in LEAD + TAIL)
     cols = [c for c in LEAD if c in frame] + params + [c for c in TAIL if c in frame]
     return frame[cols + [c for c in frame.columns if c not in cols]]
 
@@ -94,8 +94,8 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
 class SweepTable:
     """Rows of one sweep, keyed by trial id; ``save()`` rewrites its CSVs and the merged leaderboard."""
 
-    def __init__(self, results_dir: Path, sweep: str, space: str, params: list[str]):
-        self.results_dir, self.sweep, self.space, self.params = Path(results_dir), sweep, space, params
+    def __init__(self, results_dir: Path, sweep: str, space: str):
+        self.results_dir, self.sweep, self.space = Path(results_dir), sweep, space
         self.dir = self.results_dir / sweep
         self.rows: dict[str, dict] = {}
 
@@ -119,7 +119,7 @@ class SweepTable:
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(list(self.rows.values()))
-        return order_columns(frame, [p for p in self.params if p in frame]) if len(frame) else frame
+        return order_columns(frame) if len(frame) else frame
 
     def save(self) -> None:
         frame = self.frame()

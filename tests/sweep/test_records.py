@@ -43,7 +43,7 @@ def test_rank_orders_within_each_fid_kind_and_skips_unfinished():
 
 def _write_sweep(args):
     results, name, n = args
-    table = SweepTable(results, name, "baselines", params=[])
+    table = SweepTable(results, name, "baselines")
     for i in range(n):
         table.update(
             f"{name}-{i}",
@@ -68,7 +68,7 @@ def test_concurrent_sweeps_do_not_lose_rows_in_the_merged_leaderboard(tmp_path):
 
 def test_merge_counts_the_same_config_and_seed_once(tmp_path):
     for name in ("a", "b"):
-        table = SweepTable(tmp_path, name, "baselines", params=[])
+        table = SweepTable(tmp_path, name, "baselines")
         table.update(
             "t1",
             status="completed",

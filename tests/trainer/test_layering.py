@@ -1,4 +1,5 @@
 """One direction of flow: the trainer runs without Ray, Optuna or the sweep (as on a bare GPU node)."""
+
 import subprocess
 import sys
 
