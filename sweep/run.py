@@ -141,7 +141,7 @@ def check_configs(base: dict, space, local: bool) -> None:
     """
     from trainer.config import from_flat
     from trainer.data import DataError, load_images
-    from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, require
+    from trainer.fid_cache import FidCacheMissing, cache_dir, require_all
 
     try:
         configs = [from_flat({**base, **point}) for point in space.points or [{}]]
@@ -149,8 +149,7 @@ def check_configs(base: dict, space, local: bool) -> None:
         if local:
             load_images(cfg.dataset, cfg.data_dir)
             if cfg.fid_mode == "clean-fid":
-                for name in (STATS_FILE, INCEPTION_FILE):
-                    require(cache_dir(cfg.fid_cache or None), name)
+                require_all(cache_dir(cfg.fid_cache or None))
     except (ValueError, DataError, FidCacheMissing) as e:
         raise UsageError(str(e)) from None
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from trainer.cli import Parser, usage_error
-from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, prepare, require
+from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, prepare, require_all
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
 
@@ -86,8 +86,7 @@ class FidScorer:
             from cleanfid.inception_torchscript import InceptionV3W
 
             folder = cache_dir(cache)
-            stats = np.load(require(folder, STATS_FILE))
-            require(folder, INCEPTION_FILE)
+            stats = np.load(require_all(folder)[STATS_FILE])
             self.ref = (stats["mu"], stats["sigma"])
             self.model = InceptionV3W(str(folder), download=False).to(self.device).eval()
             self.reference = "cifar10-train-32"
@@ -145,8 +144,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "prepare":
             prepare(folder)
-        for name in (INCEPTION_FILE, STATS_FILE):
-            require(folder, name)
+        require_all(folder)
     except FidCacheMissing as e:
         return usage_error(str(e))
     except OSError as e:

@@ -42,6 +42,11 @@ def require(folder: Path, name: str) -> Path:
     return path
 
 
+def require_all(folder: Path) -> dict[str, Path]:
+    """Both files scoring needs, statistics first; the first missing one raises FidCacheMissing."""
+    return {name: require(folder, name) for name in (STATS_FILE, INCEPTION_FILE)}
+
+
 def source_urls() -> dict[str, str]:
     """clean-fid's own download addresses, read from clean-fid rather than copied here."""
     from cleanfid import downloads_helper
