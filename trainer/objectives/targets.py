@@ -44,16 +44,25 @@ def continuous_target(u_dudt, t, t_next, velocity):
     return velocity - _bcast(t - t_next) * u_dudt
 
 
+def flow_matching_rows(t, t_next, velocity, target):
+    """v on flow-matching rows (t_next == t), ``target`` elsewhere."""
+    return torch.where(_bcast(t > t_next), target, velocity)
+
+
+def safe_span(t, t_next):
+    """t - t_next, with 1 on zero-span rows so a division there is finite (those rows are replaced by v)."""
+    span = t - t_next
+    return torch.where(span > 0, span, torch.ones_like(span))
+
+
 def discrete_target(net, x_t, t, t_next, dt, velocity):
     """AlphaFlow: (dt v + (t - dt - t_next) u(x_t - dt v, t - dt, t_next)) / (t - t_next).
 
     Rows with t_next == t (zero span) get v; ``dt`` must be alpha * (t - t_next).
     """
-    span = t - t_next
     u_mid = net(x_t - _bcast(dt) * velocity, t - dt, t_next)  # (N, C, H, W)
-    safe = torch.where(span > 0, span, torch.ones_like(span))
-    tgt = (_bcast(dt) * velocity + _bcast(span - dt) * u_mid) / _bcast(safe)
-    return torch.where(_bcast(span > 0), tgt, velocity)
+    tgt = (_bcast(dt) * velocity + _bcast(t - t_next - dt) * u_mid) / _bcast(safe_span(t, t_next))
+    return flow_matching_rows(t, t_next, velocity, tgt)
 
 
 @TARGETS.register("pureflow")

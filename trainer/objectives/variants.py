@@ -20,21 +20,13 @@ from trainer.objectives.targets import (
     FUSED_TARGETS,
     TARGETS,
     TEACHER_TARGETS,
+    flow_matching_rows,
+    safe_span,
     _bcast,
     alphaflow_target,
     discrete_target,
     u_and_dudt,
 )
-
-
-def _rows(t, t_next, velocity, target):
-    """v on flow-matching rows (t_next == t), ``target`` elsewhere."""
-    return torch.where(_bcast(t > t_next), target, velocity)
-
-
-def _safe_span(t, t_next):
-    span = t - t_next
-    return torch.where(span > 0, span, torch.ones_like(span))
 
 
 @TARGETS.register("splitmeanflow")
@@ -55,13 +47,13 @@ def splitmeanflow_target(net, x_t, t, t_next, dt, velocity, device):
     span = t - t_next
     short = net(x_t, t, t - dt)  # u(x_t, t, s)
     far = net(x_t - _bcast(dt) * velocity, t - dt, t_next)  # u(x_s, s, r)
-    split = (_bcast(span - dt) * far + _bcast(dt) * short) / _bcast(_safe_span(t, t_next))
+    split = (_bcast(span - dt) * far + _bcast(dt) * short) / _bcast(safe_span(t, t_next))
     cont = (dt == 0) & (span > 0)
     if bool(cont.any()):
         _, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
         limit = net(x_t, t, t) - _bcast(span) * dudt
         split = torch.where(_bcast(cont), limit, split)
-    return _rows(t, t_next, velocity, split)
+    return flow_matching_rows(t, t_next, velocity, split)
 
 
 @TARGETS.register("shortcut")
@@ -78,7 +70,7 @@ def shortcut_target(net, x_t, t, t_next, dt, velocity, device):
     mid = 0.5 * (t + t_next)
     first = net(x_t, t, mid)
     second = net(x_t - _bcast(t - mid) * first, mid, t_next)
-    return _rows(t, t_next, velocity, 0.5 * (first + second))
+    return flow_matching_rows(t, t_next, velocity, 0.5 * (first + second))
 
 
 @TARGETS.register("imf")
@@ -94,7 +86,7 @@ def imf_target(net, x_t, t, t_next, dt, velocity, device):
     """
     own = net(x_t, t, t)
     _, dudt = u_and_dudt(net, x_t, t, t_next, own)
-    return _rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt)
+    return flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt)
 
 
 @FUSED_TARGETS.register("imf")
@@ -102,7 +94,7 @@ def _imf_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None
     with torch.no_grad():
         own = net(x_t, t, t)
     u, dudt = u_and_dudt(net, x_t, t, t_next, own)  # primal u keeps its graph
-    return u, _rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt).detach()
+    return u, flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt).detach()
 
 
 @TARGETS.register("ema_teacher")
