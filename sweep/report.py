@@ -145,15 +145,13 @@ def build(folder: Path) -> Path:
             _img(plot_progress(trials, out), "progress"),
         ]
         top_ids = list(board["trial_id"].head(5))
+        stopped = list(trials.loc[trials["status"] == "stopped", "trial_id"])
         rows = schedule_curves(board.head(5), KNOWN)
         parts += ["<h2>Schedules of the top 5 and the baselines</h2>", _img(plot_schedules(rows, out), "schedules")]
-        curves = intermediate_curves(
-            folder, list(board["trial_id"].head(5)) + list(trials.loc[trials["status"] == "stopped", "trial_id"])
-        )
-        stopped = set(trials.loc[trials["status"] == "stopped", "trial_id"])
+        curves = intermediate_curves(folder, top_ids + stopped)
         parts += [
             "<h2>Intermediate FID</h2>",
-            _img(plot_curves(curves, stopped, out), "curves")
+            _img(plot_curves(curves, set(stopped), out), "curves")
             if curves
             else "<p>No intermediate FIDs were reported.</p>",
         ]

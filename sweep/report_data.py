@@ -79,11 +79,9 @@ def sample_grid_paths(folder: Path, board: pd.DataFrame, top_ids: list[str]) -> 
         for name, group in board.dropna(subset=["baseline"]).groupby("baseline"):
             tid = group.sort_values("final_fid")["trial_id"].iloc[0]
             chosen.append((f"baseline {name} ({tid})", tid))
-    seen = set()
-    for label, tid in chosen:
+    for label, tid in chosen:  # labels are distinct: a top trial that is also a baseline is shown twice, labelled
         png = dirs.get(tid, Path("/nonexistent")) / "out" / "samples.png"
-        if png.is_file() and (label, tid) not in seen:
-            seen.add((label, tid))
+        if png.is_file():
             out.append((label, png))
     return out
 
