@@ -1,15 +1,24 @@
-"""The space registry and the building blocks the families share."""
+"""The space registry and the building blocks the families share.
+
+A space's searched keys are *parts*: a :class:`Param` (one key and its range)
+or a :class:`Sched` (a schedule family and its parameters). A part suggests
+its keys to an Optuna trial and, given a baseline's resolved config, says
+which values the baseline takes there, or None where the baseline lies outside
+the range: that is how a space finds the baselines that lie in it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from trainer.objectives import OBJECTIVES
+from trainer.objectives.named import BASELINES
 from trainer.objectives.schedules import schedule_defaults
 from trainer.registry import Registry
 
 SPACES = Registry("search space")
+FAMILIES = ["constant", "linear", "cosine", "step", "sigmoid"]
 
 
 @dataclass(frozen=True)
@@ -39,19 +48,64 @@ def register(name: str, description: str, baselines: dict[str, dict] | None = No
     return deco
 
 
-def baseline_point(objective: str, keys: list[str]) -> dict:
-    """The values of ``keys`` in a baseline objective's flat config (schedule defaults filled in)."""
-    flat = OBJECTIVES[objective].flat()
+def resolved(flat: dict | str) -> dict:
+    """The full flat config of a flat dict or a named objective, every default filled in.
+
+    Schedule parameters get their defaults and ``time_mean_r`` / ``time_std_r``
+    of None become the values they stand for, so two configs that train the
+    same way resolve to the same dict.
+    """
+    from trainer.config import from_flat
+
+    flat = from_flat({"objective": flat} if isinstance(flat, str) else flat).to_flat()
     for prefix in ("ratio_fm", "alpha"):
         for param, default in schedule_defaults(flat[f"{prefix}.schedule"]).items():
             flat.setdefault(f"{prefix}.{param}", default)
-    missing = [k for k in keys if k not in flat]
-    if missing:
-        raise KeyError(f"baseline {objective} has no value for {missing}")
+    for key in ("time_mean", "time_std"):
+        if flat[f"{key}_r"] is None:
+            flat[f"{key}_r"] = flat[key]
+    return flat
+
+
+def baseline_point(objective: str, keys: list[str]) -> dict:
+    """The values of ``keys`` in a baseline objective's resolved config."""
+    flat = resolved(objective)
     return {k: flat[k] for k in keys}
 
 
-# ------------------------------------------------------------ shared blocks
+# ------------------------------------------------------------------ parts
+class Float(NamedTuple):
+    lo: float
+    hi: float
+    log: bool = False
+
+
+class Choice(NamedTuple):
+    options: tuple
+
+
+def _holds(spec, value) -> bool:
+    if isinstance(spec, Choice):
+        return value in spec.options
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and spec.lo <= value <= spec.hi
+
+
+@dataclass(frozen=True)
+class Param:
+    key: str
+    spec: Float | Choice
+
+    def suggest(self, trial) -> None:
+        if isinstance(self.spec, Choice):
+            trial.suggest_categorical(self.key, list(self.spec.options))
+        else:
+            trial.suggest_float(self.key, self.spec.lo, self.spec.hi, log=self.spec.log)
+
+    def point(self, flat: dict) -> dict | None:
+        value = flat.get(self.key)
+        return {self.key: value} if _holds(self.spec, value) else None
+
+
 # Ranges, and why:
 # - alpha in [0, 1]: alpha is a share of the interval (1 is flow matching on the
 #   discrete rows, 0 is MeanFlow's continuous limit).
@@ -59,24 +113,77 @@ def baseline_point(objective: str, keys: list[str]) -> dict:
 #   ramp, 50 nearly a step.
 # - ratio_fm in [0.25, 1]: MeanFlow's ablation found 25-75% flow-matching rows
 #   best; below 25% training degrades, 1 is plain flow matching.
+def schedule_ranges(kind: str, lo: float, hi: float) -> dict:
+    """The searched parameters of schedule family ``kind`` with values in [lo, hi]."""
+    value = Float(lo, hi)
+    return {
+        "constant": {"value": value},
+        "linear": {"start": value, "end": value},
+        "cosine": {"start": value, "end": value},
+        "step": {"before": value, "after": value, "at": Float(0.1, 0.9)},
+        "sigmoid": {
+            "start": value,
+            "end": value,
+            "gamma": Float(5.0, 50.0, log=True),
+            "k_init": Float(0.0, 0.5),
+            "k_end": Float(0.6, 1.0),
+            "eta": Float(0.001, 0.05, log=True),
+        },
+    }[kind]
 
 
-def suggest_schedule(trial, prefix: str, families: list[str], lo: float, hi: float) -> None:
+@dataclass(frozen=True)
+class Sched:
+    prefix: str
+    families: tuple
+    lo: float
+    hi: float
+
+    def suggest(self, trial) -> None:
+        kind = trial.suggest_categorical(f"{self.prefix}.schedule", list(self.families))
+        for param, spec in schedule_ranges(kind, self.lo, self.hi).items():
+            Param(f"{self.prefix}.{param}", spec).suggest(trial)
+
+    def point(self, flat: dict) -> dict | None:
+        kind = flat[f"{self.prefix}.schedule"]
+        if kind not in self.families:
+            return None
+        out = {f"{self.prefix}.schedule": kind}
+        for param, spec in schedule_ranges(kind, self.lo, self.hi).items():
+            got = Param(f"{self.prefix}.{param}", spec).point(flat)
+            if got is None:
+                return None
+            out.update(got)
+        return out
+
+
+def suggest_schedule(trial, prefix: str, families, lo: float, hi: float) -> None:
     """Suggests ``<prefix>.schedule`` and the chosen family's parameters within [lo, hi]."""
-    kind = trial.suggest_categorical(f"{prefix}.schedule", families)
-    if kind == "constant":
-        trial.suggest_float(f"{prefix}.value", lo, hi)
-    elif kind in ("linear", "cosine"):
-        trial.suggest_float(f"{prefix}.start", lo, hi)
-        trial.suggest_float(f"{prefix}.end", lo, hi)
-    elif kind == "step":
-        trial.suggest_float(f"{prefix}.before", lo, hi)
-        trial.suggest_float(f"{prefix}.after", lo, hi)
-        trial.suggest_float(f"{prefix}.at", 0.1, 0.9)
-    elif kind == "sigmoid":
-        trial.suggest_float(f"{prefix}.start", lo, hi)
-        trial.suggest_float(f"{prefix}.end", lo, hi)
-        trial.suggest_float(f"{prefix}.gamma", 5.0, 50.0, log=True)
-        trial.suggest_float(f"{prefix}.k_init", 0.0, 0.5)
-        trial.suggest_float(f"{prefix}.k_end", 0.6, 1.0)
-        trial.suggest_float(f"{prefix}.eta", 0.001, 0.05, log=True)
+    Sched(prefix, tuple(families), lo, hi).suggest(trial)
+
+
+def plan_point(parts, flat: dict) -> dict | None:
+    """The values a config takes on every part, or None if any lies outside its range."""
+    out = {}
+    for part in parts:
+        got = part.point(flat)
+        if got is None:
+            return None
+        out.update(got)
+    return out
+
+
+def points_in(plan: Callable, fixed_of: Callable, names=None) -> dict[str, dict]:
+    """The baselines that lie in a space given as ``plan(target) -> parts`` and ``fixed_of(target) -> keys``.
+
+    A baseline lies in the space when its values fit every part's range and the
+    config the space then builds is the baseline's own (same flat config).
+    """
+    out = {}
+    for name in names or BASELINES:
+        flat = resolved(name)
+        target = OBJECTIVES[name].target
+        point = plan_point(plan(target), flat)
+        if point is not None and resolved({"target": target, **fixed_of(target), **point}) == flat:
+            out[name] = {"target": target, **point}
+    return out

@@ -1,14 +1,14 @@
-"""``baselines``: exactly the three known objectives, to reproduce the reference table."""
+"""``baselines``: exactly the known baselines, to reproduce the reference table (and MeanFlow's CIFAR recipe)."""
 
 from search_spaces.base import register
-from trainer.objectives.baselines import KNOWN
+from trainer.objectives.named import BASELINES
 
 
 @register(
     "baselines",
-    "the three known objectives (pureflow, meanflow, alphaflow): reproduce the reference table",
-    {name: {"objective": name} for name in KNOWN},
+    "the known baselines (pureflow, meanflow, alphaflow, meanflow_cifar): reproduce the reference table",
+    {name: {"objective": name} for name in BASELINES},
 )
 def define(trial):
-    trial.suggest_categorical("objective", KNOWN)
+    trial.suggest_categorical("objective", BASELINES)
     return {}

@@ -1,61 +1,73 @@
 """``target_variants``: which target, with its own knobs, and how the loss is weighted.
 
+Each target starts from its named objective (the same name) where there is
+one, else from MeanFlow's ratio_fm 0.75 with alpha 0. What is searched comes
+from the target's record: alpha (and the discrete weight) only for targets
+that use alpha, the teacher's rate for teacher targets, the clamp for targets
+that clip.
+
 Ranges, and why:
 - adaptive power p in [0, 1.5]: 0 is plain MSE (what self-consistency targets
-  need), MeanFlow found 0.5-1 best; eps in [1e-4, 1e-1] (log) around its 1e-3.
-- target clamp in {0 (off), 2, 4, 8}: AlphaFlow clamps at 4; targets of a
-  unit-variance path rarely exceed 4 unless the JVP term blows up.
-- split fraction (splitmeanflow's alpha) in [0.1, 0.9]: 0 and 1 make one of the
-  two sub-intervals empty and the target degenerate to u itself.
-- teacher_decay in [0.9, 0.999]: an EMA horizon of 10 to 1,000 steps, within a
-  10,000-step run.
+  need), MeanFlow found 0.5-1 best; eps in [1e-4, 1e-1] (log) around 1e-3.
+- target clamp in {0 (off), 2, 4, 8}: AlphaFlow and Shortcut clip at 4.
+- alpha: the curriculum's sharpness gamma in [5, 50] for sigmoid objectives,
+  else a constant split fraction in [0.1, 1] (0 makes the split degenerate).
+- teacher_decay in [0.9, 0.9999]: an EMA horizon of 10 to 10,000 steps.
 """
 
-from search_spaces.base import baseline_point, register
-from trainer.objectives import DISCRETE_WEIGHTS, TARGETS
+from search_spaces.base import Choice, Float, Param, points_in, register
+from trainer.objectives import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, OBJECTIVES, TARGETS
 
-CURRICULUM = {"alpha.schedule": "sigmoid", "alpha.start": 1.0, "alpha.end": 0.0, "alpha.eta": 0.005}
 NO_ALPHA = {"alpha.schedule": "constant", "alpha.value": 0.0}
 
 
-def suggest_target(trial) -> dict:
-    """Suggests a target and its own parameters; returns the keys that go with it."""
-    target = trial.suggest_categorical("target", list(TARGETS))
-    if target in ("alphaflow", "ema_teacher"):
-        trial.suggest_float("alpha.gamma", 5.0, 50.0, log=True)
-        trial.suggest_categorical("discrete_weight", list(DISCRETE_WEIGHTS))
-        if target == "ema_teacher":
-            trial.suggest_float("teacher_decay", 0.9, 0.999)
-        return dict(CURRICULUM)
-    if target == "splitmeanflow":
-        trial.suggest_float("alpha.value", 0.1, 0.9)
-        return {"alpha.schedule": "constant"}
-    return dict(NO_ALPHA)
+def own_objective(target: str) -> str | None:
+    obj = OBJECTIVES.get(target)
+    return target if obj is not None and obj.target == target else None
 
 
-def suggest_loss(trial) -> None:
-    trial.suggest_float("adaptive_p", 0.0, 1.5)
-    trial.suggest_float("adaptive_eps", 1e-4, 1e-1, log=True)
-    trial.suggest_categorical("target_clamp", [0.0, 2.0, 4.0, 8.0])
+def fixed_of(target: str) -> dict:
+    """The keys a target's branch fixes: its own objective, else MeanFlow's mix with alpha 0."""
+    if own_objective(target):
+        return {"objective": target}
+    return {"ratio_fm.schedule": "constant", "ratio_fm.value": 0.75, **NO_ALPHA}
 
 
-_LOSS = {"adaptive_p": 1.0, "adaptive_eps": 1e-3, "target_clamp": 0.0}
+def target_parts(target: str) -> list:
+    """A target's own knobs, read from its record."""
+    rec, parts = TARGETS[target], []
+    if rec.uses_alpha:
+        obj = own_objective(target)
+        sigmoid = obj is not None and OBJECTIVES[obj].alpha.name == "sigmoid"
+        parts.append(Param("alpha.gamma", Float(5.0, 50.0, log=True)) if sigmoid else Param("alpha.value", Float(0.1, 1.0)))
+        parts.append(Param("discrete_weight", Choice(DISCRETE_WEIGHTS)))
+    if rec.teacher:
+        parts.append(Param("teacher_decay", Float(0.9, 0.9999)))
+    if rec.clamps:
+        parts.append(Param("target_clamp", Choice((0.0, 2.0, 4.0, 8.0))))
+    return parts
 
 
-@register(
-    "target_variants",
-    "every registered target with its own knobs and the loss weighting (ratio_fm 0.75)",
-    {
-        "meanflow": {"target": "meanflow", **_LOSS},
-        "alphaflow": {
-            "target": "alphaflow",
-            **baseline_point("alphaflow", ["alpha.gamma"]),
-            "discrete_weight": "inv_alpha",
-            **_LOSS,
-        },
-    },
-)
+LOSS = [
+    Param("adaptive_p", Float(0.0, 1.5)),
+    Param("adaptive_eps", Float(1e-4, 1e-1, log=True)),
+    Param("loss_reduction", Choice(LOSS_REDUCTIONS)),
+]
+
+
+def plan(target: str) -> list:
+    return target_parts(target) + LOSS
+
+
 def define(trial):
-    fixed = suggest_target(trial)
-    suggest_loss(trial)
-    return {"ratio_fm.schedule": "constant", "ratio_fm.value": 0.75, **fixed}
+    target = trial.suggest_categorical("target", list(TARGETS))
+    for part in plan(target):
+        part.suggest(trial)
+    return fixed_of(target)
+
+
+register(
+    "target_variants",
+    "every registered target with its own knobs (from its record) and the loss weighting",
+    points_in(plan, fixed_of),
+)(define)

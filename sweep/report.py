@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from sweep.records import read_csv, rank  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
 from trainer.cli import Parser, usage_error  # noqa: E402
-from trainer.objectives.baselines import KNOWN  # noqa: E402
+from trainer.objectives.named import KNOWN  # noqa: E402
 from trainer.runtime import atomic_write_bytes  # noqa: E402
 
 COLORS = {"meanflow": "#d62728", "alphaflow": "#1f77b4", "pureflow": "#7f7f7f"}

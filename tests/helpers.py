@@ -84,3 +84,12 @@ def sweep_args(space: str, results, name: str, steps: int, *extra: str, **sets) 
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
     return args
+
+
+def loss_spec(target: str = "meanflow", **overrides):
+    """The config's default loss settings for ``target``, with ``overrides`` (LossSpec takes keywords only)."""
+    import dataclasses
+
+    from trainer.config import TrainConfig
+
+    return dataclasses.replace(TrainConfig(target=target).loss_spec(amp=False), **overrides)

@@ -47,10 +47,20 @@ def describe() -> str:
             f"model {name:6s} hidden {cfg.hidden} depth {cfg.depth} heads {cfg.heads} patch {cfg.patch}: "
             f"{n:,} parameters ({n / 1e6:.2f}M)"
         )
-    lines.append("targets:    " + ", ".join(TARGETS))
+    from trainer.config import PROTOCOL_VERSION, TrainConfig
+    from trainer.provenance import field_rows, objective_rows, table
+
+    lines.append("\ntargets: name, uses alpha / EMA teacher / fp32 / clamps, what, [source]")
+    for name, rec in TARGETS.items():
+        flags = "/".join("yes" if f else "no" for f in (rec.uses_alpha, rec.teacher, rec.fp32, rec.clamps))
+        lines.append(f"  {name:14s} {flags:15s} {rec.description} [{rec.source}]")
     lines.append("schedules:  " + ", ".join(SCHEDULES))
     lines.append("objectives: " + ", ".join(f"{k} (FID {o.reference_fid})" for k, o in OBJECTIVES.items()))
     lines.append("presets:    " + ", ".join(PRESETS))
+    lines.append(f"\nprotocol version {PROTOCOL_VERSION}; named objectives, the settings each sets and where from:\n")
+    lines.append(table(objective_rows(OBJECTIVES), ("objective", "key", "value", "source")))
+    lines.append("\nconfig defaults (the keys an objective leaves alone) and where from:\n")
+    lines.append(table(field_rows(TrainConfig()), ("key", "default", "source")))
     return "\n".join(lines)
 
 

@@ -2,10 +2,11 @@
 
     python -m trainer.bench --device cpu --size tiny     # seconds, on any laptop
     python -m trainer.bench --device cuda --size seed    # the research protocol's sizes, on a GPU
+    python -m trainer.bench --device cuda --size seed --precision-check   # bf16 vs fp32 (trainer/precision.py)
 
 Measures: the training step per objective (naive: target from the plain target
-function, then a second forward, fp32 eager; fast: fused target, bf16 on GPU,
-compiled whole), with time to first step (compilation included) and peak
+function, then a second forward, fp32 eager; fast: fused target, compiled
+whole, in fp32 and, on a GPU, also under bf16 autocast), with time to first step (compilation included) and peak
 memory; 10-step Euler sampling images/s; clean-fid resize and feature
 images/s. Timings are real measurements of this machine: nothing is assumed.
 """
@@ -20,8 +21,10 @@ import torch
 
 from trainer.cli import Parser
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import TARGETS, sample_times
+from trainer.objectives import TARGETS, TimeSpec, sample_times
 from trainer.step import LossSpec, make_loss_fn
+
+ONLY = ("step", "naive", "sampler", "fid")
 
 SIZES = {  # model, batch, sampler batch, sampler images, fid images
     "tiny": ("tiny", 16, 64, 256, 64),
@@ -48,21 +51,31 @@ def naive_loss(net, x0, x1, t, t_next, alpha, *, continuous, spec):
     tt = t[:, None, None, None]
     x_t, v = (1 - tt) * x0 + tt * x1, x1 - x0
     dt = alpha * (t - t_next)
-    target = TARGETS[spec.target](net, x_t, t, t_next, dt, v, x0.device)
+    target = TARGETS[spec.target].fn(net, x_t, t, t_next, dt, v, x0.device)
     err = (net(x_t, t, t_next) - target).pow(2).flatten(1).mean(1)
     return (err / (err.detach() + spec.adaptive_eps)).mean(), err.detach()
 
 
-def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False) -> dict:
+def bench_step(
+    name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False, amp: bool = False
+) -> dict:
     model, batch = SIZES[size][:2]
     target, alpha = STEP_CASES[name]
     torch.manual_seed(0)
     net = SmallDiT(MODEL_SIZES[model]).to(device).set_attention("math")
     if target == "pureflow" and fast:
         net.set_attention("fused")  # no JVP: the fused kernel is allowed
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, fused=device.type == "cuda")
-    amp = fast and device.type == "cuda"
-    spec = LossSpec(target, amp=amp)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    amp = fast and amp
+    spec = LossSpec(
+        target=target,
+        adaptive_p=1.0,
+        adaptive_eps=1e-3,
+        discrete_weight="alpha",
+        target_clamp=0.0,
+        loss_reduction="mean",
+        amp=amp,
+    )
     loss_fn = (
         make_loss_fn(net, spec, compile=compile_)
         if fast
@@ -74,7 +87,7 @@ def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_
 
     def one():
         x1 = torch.randn(x0.shape, device=device, generator=g)
-        t, t_next = sample_times(batch, 0.75 if target != "pureflow" else 1.0, g, device)
+        t, t_next = sample_times(batch, 0.75 if target != "pureflow" else 1.0, g, device, TimeSpec())
         loss, _ = loss_fn(x0, x1, t, t_next, alpha_t, continuous=alpha == 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -111,13 +124,12 @@ def bench_step(name, device, size, fast: bool, steps: int, warmup: int, compile_
     return rec
 
 
-def bench_sampler(device, size, compile_: bool) -> dict:
+def bench_sampler(device, size, compile_: bool, amp: bool) -> dict:
     from trainer.sampler import euler_sample
 
     model, _, batch, n, _ = SIZES[size]
     net = SmallDiT(MODEL_SIZES[model]).to(device).eval().set_attention("fused")
     fn = torch.compile(net) if compile_ else net
-    amp = device.type == "cuda"
 
     def run(batches):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
@@ -193,13 +205,21 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="resize processes")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="auto: on for CUDA only")
-    p.add_argument("--only", default="", help="comma list of: step,naive,sampler,fid")
+    p.add_argument("--only", default="", help="comma list of: " + ",".join(ONLY))
+    p.add_argument("--precision-check", action="store_true", help="bf16 vs fp32 of u, the JVP term and samples")
+    p.add_argument("--images", type=int, default=1000, help="samples compared by --precision-check")
+    p.add_argument("--checkpoint", help="--precision-check on a trial checkpoint's EMA network")
     args = p.parse_args(argv)
+    only = set(filter(None, args.only.split(","))) or set(ONLY)
+    if only - set(ONLY):
+        p.error(f"--only {args.only!r} names {', '.join(sorted(only - set(ONLY)))}; choose from {', '.join(ONLY)}")
+    for flag in ("steps", "images"):
+        if getattr(args, flag) < 1:
+            p.error(f"--{flag} {getattr(args, flag)} must be a positive integer")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA GPU is visible")
     compile_ = args.compile == "on" or (args.compile == "auto" and device.type == "cuda")
-    only = set(filter(None, args.only.split(","))) or {"step", "naive", "sampler", "fid"}
     emit(
         {
             "what": "machine",
@@ -212,13 +232,21 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if args.precision_check:
+        from trainer.precision import precision_check
+
+        emit(precision_check(device, SIZES[args.size][0], SIZES[args.size][1], args.images, args.checkpoint))
+        return 0
+    precisions = (False, True) if device.type == "cuda" else (False,)  # bf16 autocast: GPU only
     for name in STEP_CASES:
         if "naive" in only:
             emit(bench_step(name, device, args.size, False, args.steps, args.warmup))
         if "step" in only:
-            emit(bench_step(name, device, args.size, True, args.steps, args.warmup, compile_))
+            for amp in precisions:
+                emit(bench_step(name, device, args.size, True, args.steps, args.warmup, compile_, amp))
     if "sampler" in only:
-        emit(bench_sampler(device, args.size, compile_))
+        for amp in precisions:
+            emit(bench_sampler(device, args.size, compile_, amp))
     if "fid" in only:
         for rec in bench_fid_features(device, args.size, args.workers):
             emit(rec)

@@ -16,11 +16,44 @@ import json
 from dataclasses import dataclass
 
 from trainer.model import MODEL_SIZES
-from trainer.objectives import DISCRETE_WEIGHTS, OBJECTIVES, TARGETS, TIME_SAMPLERS, ScheduleSpec, make_traj_params
+from trainer.objectives import (
+    DISCRETE_WEIGHTS,
+    FM_TIMES,
+    LOSS_REDUCTIONS,
+    OBJECTIVES,
+    TARGETS,
+    TIME_SAMPLERS,
+    ScheduleSpec,
+    TimeSpec,
+    make_traj_params,
+)
 from trainer.registry import Registry
 
 PRESETS = Registry("preset")
 DATASETS = ("cifar10", "synthetic")
+ALPHA_ROWS = ("step", "uniform")
+
+# Which defaults produced a result. 1: up to 2026-11-27 (time embedding x1000,
+# discrete rows weighted 1/alpha, flow-matching rows at the larger of two draws,
+# Adam beta2 0.999, bf16 on GPU, splitmeanflow on the conditional path, shortcut
+# without teacher or grid). 2: the released codes' choices (see the README's
+# provenance table). Every result row carries it.
+PROTOCOL_VERSION = 2
+
+# New keys at the value that reproduces protocol 1 are left out of the config
+# hash, so a config whose behaviour did not change keeps its hash.
+HASH_NEUTRAL = {
+    "time_scale": 1000.0,
+    "fm_time": "max",
+    "dyadic_levels": 7,
+    "alpha_rows": "step",
+    "loss_reduction": "mean",
+    "adam_b1": 0.9,
+    "adam_b2": 0.999,
+}
+# Targets whose math changed in protocol 2, and the clamp that now spares
+# flow-matching and JVP rows: their hashes carry a marker.
+CHANGED_IN_2 = ("splitmeanflow", "shortcut")
 
 # The research protocol: 10,000 steps at batch 128 of the ~40M SmallDiT on
 # CIFAR-10, scored by clean-fid on 50k samples of a 10-step Euler sampler.
@@ -58,29 +91,36 @@ PRESETS.register("smoke")(
 @dataclass(frozen=True)
 class TrainConfig:
     preset: str = "smoke"  # name from PRESETS; fills the fields below that a flat dict leaves out
-    # --- objective (see trainer.objectives) ---
+    # --- objective (see trainer.objectives; the README's provenance table says where each default comes from) ---
     target: str = "meanflow"  # name from TARGETS
     ratio_fm: ScheduleSpec = ScheduleSpec("constant", {"value": 0.75})  # share of rows with t_next = t
     alpha: ScheduleSpec = ScheduleSpec("constant", {"value": 0.0})  # discrete step as a share of t - t_next
+    alpha_rows: str = "step"  # step: every row gets the step's alpha; uniform: each row alpha * U(0, 1) (SplitMeanFlow)
     time_sampler: str = "logit_normal"  # name from TIME_SAMPLERS
     time_mean: float = -0.4  # logit-normal location (MeanFlow's ImageNet setting)
     time_std: float = 1.0  # logit-normal scale
     time_mean_r: float | None = None  # the second draw's location (None: time_mean), shapes t_next separately
     time_std_r: float | None = None  # the second draw's scale (None: time_std)
+    fm_time: str = "single"  # flow-matching rows' t: one draw (AlphaFlow) or the larger of two (MeanFlow)
+    dyadic_levels: int = 7  # the dyadic sampler's step sizes 2^0 .. 2^-(L-1) (Shortcut: 128 steps -> 7)
     interval_start: float = 1.0  # interval curriculum: intervals scaled by this at step 0, by 1 at the end; 1 = off
     adaptive_p: float = 1.0  # adaptive loss weight power (MeanFlow p = 1; 0 is plain MSE)
-    adaptive_eps: float = 1e-3  # adaptive loss weight eps (MeanFlow c = 1e-3)
-    discrete_weight: str = "inv_alpha"  # weight of rows with dt > 0: see objectives/loss.py
-    target_clamp: float = 0.0  # > 0 clamps every target value to [-c, c] (AlphaFlow: 4); 0 = off
-    teacher_decay: float = 0.99  # EMA rate of the teacher network of teacher targets (ema_teacher); 0 = online net
+    adaptive_eps: float = 1e-3  # adaptive loss weight eps
+    loss_reduction: str = "mean"  # a row's error: mean (AlphaFlow) or sum (MeanFlow) over pixels
+    discrete_weight: str = "alpha"  # weight of rows with dt > 0: see objectives/loss.py
+    target_clamp: float = 0.0  # > 0 clips computed targets to [-c, c] (AlphaFlow, Shortcut: 4); 0 = off
+    teacher_decay: float = 0.99  # EMA rate of the teacher of teacher targets (ema_teacher, shortcut); 0 = online net
     # --- model and data ---
     model: str = "tiny"  # name from MODEL_SIZES
+    time_scale: float = 1.0  # t and t - t_next are multiplied by this before the sinusoids (released DiTs: 1)
     dataset: str = "synthetic"  # cifar10 | synthetic
     data_dir: str = "data"  # where CIFAR-10 lives (or is downloaded to)
     # --- optimisation ---
     steps: int = 200
     batch_size: int = 16
-    lr: float = 1e-4  # AdamW; MeanFlow's DiT setting
+    lr: float = 1e-4  # Adam; MeanFlow's and AlphaFlow's DiT setting
+    adam_b1: float = 0.9
+    adam_b2: float = 0.95  # MeanFlow's DiT (JAX) and AlphaFlow's configs; torch's default is 0.999
     weight_decay: float = 0.0
     ema_decay: float = 0.999  # horizon ~1,000 steps: a 10k-step run has no use for 0.9999
     grad_clip: float = 0.0  # 0 disables; clipping costs a host-side norm only if enabled
@@ -95,7 +135,7 @@ class TrainConfig:
     # --- execution ---
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = True  # torch.compile the training step and the sampler (GPU)
-    amp: bool = True  # bf16 autocast on GPU (never on CPU)
+    amp: bool = False  # bf16 autocast on GPU (never on CPU); off as in the MeanFlow port until bench --precision-check
     out_dir: str = ""  # where result.json and samples.png go; '' writes nothing
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables
     checkpoint_dir: str = ""  # where the checkpoint goes ('' = out_dir)
@@ -115,13 +155,48 @@ class TrainConfig:
         return out
 
     def config_hash(self) -> str:
-        """Hash of everything that changes the result (not where it is written)."""
+        """Hash of everything that changes the result (not where it is written).
+
+        Keys at their ``HASH_NEUTRAL`` value are left out, and behaviour that
+        changed in protocol 2 without a key of its own adds a marker: a config
+        that trains exactly as it did under protocol 1 keeps its hash.
+        """
         flat = {
             k: v
             for k, v in self.to_flat().items()
             if k not in ("out_dir", "checkpoint_dir", "data_dir", "fid_cache", "device")
+            and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])
         }
+        if self.target in CHANGED_IN_2:
+            flat["target_revision"] = 2
+        if self.target_clamp > 0:
+            flat["clamp_rows"] = "computed"  # protocol 1 clamped every target, v included
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def loss_spec(self, amp: bool):
+        """The loss settings, by keyword (``amp``: whether bf16 autocast is on for this device)."""
+        from trainer.step import LossSpec
+
+        return LossSpec(
+            target=self.target,
+            adaptive_p=self.adaptive_p,
+            adaptive_eps=self.adaptive_eps,
+            discrete_weight=self.discrete_weight,
+            target_clamp=self.target_clamp,
+            loss_reduction=self.loss_reduction,
+            amp=amp,
+        )
+
+    def time_spec(self) -> TimeSpec:
+        return TimeSpec(
+            sampler=self.time_sampler,
+            mean=self.time_mean,
+            std=self.time_std,
+            mean_r=self.time_mean_r,
+            std_r=self.time_std_r,
+            fm_time=self.fm_time,
+            dyadic_levels=self.dyadic_levels,
+        )
 
     @classmethod
     def from_flat(cls, flat: dict) -> "TrainConfig":
@@ -175,10 +250,20 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"unknown model size {cfg.model!r}; choose one of: {', '.join(MODEL_SIZES)}")
     if cfg.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
-    if cfg.discrete_weight not in DISCRETE_WEIGHTS:
-        raise ValueError(
-            f"unknown discrete_weight {cfg.discrete_weight!r}; choose one of: {', '.join(DISCRETE_WEIGHTS)}"
-        )
+    for name, accepted in (
+        ("discrete_weight", DISCRETE_WEIGHTS),
+        ("loss_reduction", LOSS_REDUCTIONS),
+        ("fm_time", FM_TIMES),
+        ("alpha_rows", ALPHA_ROWS),
+    ):
+        if getattr(cfg, name) not in accepted:
+            raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; choose one of: {', '.join(accepted)}")
+    if not 1 <= cfg.dyadic_levels <= 16:
+        raise ValueError(f"dyadic_levels={cfg.dyadic_levels} must be an integer in [1, 16]")
+    if not cfg.time_scale > 0:
+        raise ValueError(f"time_scale={cfg.time_scale} must be > 0 (1 follows the released DiTs, 1000 is DiT's)")
+    if not (0.0 <= cfg.adam_b1 < 1.0 and 0.0 <= cfg.adam_b2 < 1.0):
+        raise ValueError(f"adam_b1={cfg.adam_b1} and adam_b2={cfg.adam_b2} must be in [0, 1)")
     if cfg.fid_mode not in ("clean-fid", "standin"):
         raise ValueError(f"unknown fid_mode {cfg.fid_mode!r}; choose clean-fid or standin")
     for name in ("steps", "batch_size", "sample_steps", "fid_samples"):

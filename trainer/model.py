@@ -34,6 +34,11 @@ class ModelConfig:
     image_size: int = 32
     channels: int = 3
     mlp_ratio: float = 4.0
+    # t and t - t_next are multiplied by this before the sinusoids. 1 follows the
+    # released MeanFlow DiT (JAX, models_dit.py: `t * freqs`) and AlphaFlow's DiT
+    # (dit.py: `t[:, None] * freqs[None]`); DiT's diffusion code uses 1000 (its t
+    # counts steps). With 1000 the JVP's time term dominates every MeanFlow target.
+    time_scale: float = 1.0
 
     def __post_init__(self):
         if self.hidden % self.heads:
@@ -47,23 +52,23 @@ class ModelConfig:
 #################################################################################
 
 
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of t in [0, 1], scaled by 1000 as in DiT. (N,) -> (N, dim)."""
+def timestep_embedding(t: torch.Tensor, dim: int, scale: float = 1.0, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of ``scale * t`` for t in [0, 1]: [cos(scale t f_k), sin(scale t f_k)]. (N,) -> (N, dim)."""
     half = dim // 2
-    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32  # never bf16: t * 1000 needs the mantissa
+    dtype = torch.float64 if t.dtype == torch.float64 else torch.float32  # never bf16: scale * t needs the mantissa
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
-    args = t.to(dtype)[:, None] * 1000.0 * freqs[None]  # (N, half)
+    args = t.to(dtype)[:, None] * scale * freqs[None]  # (N, half)
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (N, dim)
 
 
 class TimeEmbed(nn.Module):
-    def __init__(self, hidden: int, freq_dim: int = 256):
+    def __init__(self, hidden: int, scale: float = 1.0, freq_dim: int = 256):
         super().__init__()
-        self.freq_dim = freq_dim
+        self.freq_dim, self.scale = freq_dim, scale
         self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        return self.mlp(timestep_embedding(t, self.freq_dim))  # (N, D)
+        return self.mlp(timestep_embedding(t, self.freq_dim, self.scale))  # (N, D)
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -137,8 +142,8 @@ class SmallDiT(nn.Module):
         self.grid = cfg.image_size // cfg.patch
         self.embed = nn.Conv2d(cfg.channels, cfg.hidden, cfg.patch, cfg.patch)
         self.register_buffer("pos", sincos_pos_embed(cfg.hidden, self.grid)[None])  # (1, T, D), fixed
-        self.t_embed = TimeEmbed(cfg.hidden)
-        self.dt_embed = TimeEmbed(cfg.hidden)  # embeds the interval t - t_next
+        self.t_embed = TimeEmbed(cfg.hidden, cfg.time_scale)
+        self.dt_embed = TimeEmbed(cfg.hidden, cfg.time_scale)  # embeds the interval t - t_next
         self.blocks = nn.ModuleList(DiTBlock(cfg.hidden, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.final = FinalLayer(cfg.hidden, cfg.patch, cfg.channels)
         self.initialize_weights()

@@ -42,14 +42,14 @@ def sample_images(
     """n uint8 images (n, 3, H, W) on the CPU from a fixed seed.
 
     Noise is drawn on the CPU (``noise_for``) so a checkpoint scores the same on
-    any device and batch size; ``amp`` runs the network in bf16 (CUDA only).
+    any device and batch size; ``amp`` runs the network under bf16 autocast (any device).
     """
     device = torch.device(device or next(net.parameters()).device)
     out = []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
         noise = noise_for(seed, start, m).to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             x = euler_sample(net, noise, steps)
         out.append(to_uint8(x).cpu())
     return torch.cat(out)

@@ -6,10 +6,13 @@ Every row kind of the protocol lives in one batch: flow-matching rows
 target from one pass: for continuous rows, one forward-mode JVP gives both u
 and du/dt. Nothing here reads a value back to the host.
 
-Precision: under bf16 autocast (GPU) the network's matmuls run in bf16; the
-time embeddings' sin/cos arguments (t * 1000), the residual, the adaptive
-weight and the loss stay fp32, because bf16's 8-bit mantissa would quantise
-t * 1000 to steps of 4 and the loss ratio e / (e + eps) to ~0.4%.
+Precision: under bf16 autocast (``amp``; off by default, as the released
+MeanFlow port runs the JVP in fp32) the network's matmuls run in bf16; the
+time embeddings' sin/cos arguments, the residual, the adaptive weight and the
+loss stay fp32, because bf16's 8-bit mantissa would quantise a time scaled by
+1000 to steps of 4 and the loss ratio e / (e + eps) to ~0.4%. ``amp`` here
+applies on any device (CPU bf16 autocast is how CI exercises the bf16 path);
+the trainer turns it on only on CUDA.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ import torch
 from trainer.objectives import adaptive_weight, discrete_row_weight, fused_target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LossSpec:
-    target: str = "meanflow"
-    adaptive_p: float = 1.0
-    adaptive_eps: float = 1e-3
-    discrete_weight: str = "inv_alpha"
-    target_clamp: float = 0.0  # > 0: clamp every target value to [-c, c] (AlphaFlow uses 4); 0: off
-    amp: bool = False  # bf16 autocast (only meaningful on CUDA)
+    """The loss settings of a trial; built from the config by keyword (``TrainConfig.loss_spec``)."""
+
+    target: str
+    adaptive_p: float
+    adaptive_eps: float
+    discrete_weight: str
+    target_clamp: float  # > 0: clip the targets a target computes (see its record's ``clamps``); 0: off
+    loss_reduction: str  # row error: mean or sum over pixels
+    amp: bool = False  # bf16 autocast on whatever device the tensors are on
 
 
 def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec, teacher=None):
@@ -39,25 +45,25 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
         net: the online network, net(x, t, t_next) -> mean velocity.
         x0: data (N, C, H, W) in [-1, 1]; x1: noise (N, C, H, W).
         t, t_next: (N,) with t_next <= t.
-        alpha: 0-d tensor, this step's alpha (dt = alpha * (t - t_next)).
+        alpha: this step's alpha, a 0-d tensor, or (N,) when each row has its own (dt = alpha * (t - t_next)).
         continuous: host bool, alpha == 0 (picks the JVP or the discrete branch).
         teacher: the network that computes the target for teacher targets (an EMA of net), else None.
     Returns:
-        (loss, per-row squared error (N,)), fp32 or wider; loss carries the gradient.
+        (loss, per-row mean squared error (N,)), fp32 or wider; loss carries the gradient.
     """
     tt = t[:, None, None, None]
     x_t = (1 - tt) * x0 + tt * x1  # (N, C, H, W)
     v = x1 - x0  # (N, C, H, W)
     dt = alpha * (t - t_next)  # (N,)
     device_type = x0.device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=spec.amp and device_type == "cuda"):
-        u, target = fused_target(spec.target)(net, x_t, t, t_next, dt, v, continuous, teacher)
-    if spec.target_clamp > 0:
-        target = target.clamp(-spec.target_clamp, spec.target_clamp)
+    fused = fused_target(spec.target)
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=spec.amp):
+        u, target = fused(net, x_t, t, t_next, dt, v, continuous=continuous, teacher=teacher, clamp=spec.target_clamp)
     acc = torch.promote_types(u.dtype, torch.float32)  # fp32 at least (bf16 under autocast), fp64 stays fp64
-    err = (u.to(acc) - target.to(acc)).pow(2).flatten(1).mean(1)  # (N,)
+    mse = (u.to(acc) - target.to(acc)).pow(2).flatten(1).mean(1)  # (N,)
+    err = mse * u[0].numel() if spec.loss_reduction == "sum" else mse  # the row error the weight sees
     w = adaptive_weight(err, spec.adaptive_p, spec.adaptive_eps) * discrete_row_weight(dt, alpha, spec.discrete_weight)
-    return (w * err).mean(), err.detach()
+    return (w * err).mean(), mse.detach()
 
 
 def make_loss_fn(net, spec: LossSpec, compile: bool = False, teacher=None):

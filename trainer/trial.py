@@ -9,17 +9,18 @@ bad trials early.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
 
 import torch
 
-from trainer.config import TrainConfig, from_flat
+from trainer.config import PROTOCOL_VERSION, TrainConfig, from_flat
 from trainer.data import DeviceImages, load_images
 from trainer.fid import FidScorer
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import TEACHER_TARGETS, make_traj_params, sample_times
+from trainer.objectives import TARGETS, make_traj_params, sample_times
 from trainer.objectives.schedules import progress_of
 from trainer.runtime import (
     atomic_torch_save,
@@ -30,7 +31,7 @@ from trainer.runtime import (
     versions,
 )
 from trainer.sampler import sample_images
-from trainer.step import LossSpec, make_loss_fn
+from trainer.step import make_loss_fn
 
 CHECK_EVERY = 25  # steps between finiteness checks: each is one host sync
 TRACKED = ("loss", "mse", "fm_mse")  # the rows of Trial.track
@@ -47,7 +48,8 @@ class Diverged(RuntimeError):
 
 def build_model(cfg: TrainConfig, device) -> tuple[SmallDiT, SmallDiT]:
     """The online network (math attention: it goes through the JVP) and its EMA copy (fused attention: sampling)."""
-    net = SmallDiT(MODEL_SIZES[cfg.model]).to(device).set_attention("math")
+    size = dataclasses.replace(MODEL_SIZES[cfg.model], time_scale=cfg.time_scale)
+    net = SmallDiT(size).to(device).set_attention("math")
     ema = copy.deepcopy(net).requires_grad_(False).eval().set_attention("fused")
     return net, ema
 
@@ -67,16 +69,20 @@ class Trial:
         torch.manual_seed(cfg.seed)  # right before the weights are drawn: nothing above may shift them
         self.net, self.ema = build_model(cfg, self.device)
         self.opt = torch.optim.AdamW(
-            self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=self.device.type == "cuda"
+            self.net.parameters(),
+            lr=cfg.lr,
+            betas=(cfg.adam_b1, cfg.adam_b2),
+            weight_decay=cfg.weight_decay,
+            fused=self.device.type == "cuda",
         )
         self.amp = cfg.amp and self.device.type == "cuda"
         # The sampler needs no JVP: fused attention, and compiled on a GPU (shapes are
         # fixed by SAMPLE_BATCH, so it compiles once per trial process).
         self.sampler_net = torch.compile(self.ema) if cfg.compile and self.device.type == "cuda" else self.ema
-        spec = LossSpec(cfg.target, cfg.adaptive_p, cfg.adaptive_eps, cfg.discrete_weight, cfg.target_clamp, self.amp)
         # Teacher targets compute with an EMA of the online weights (math attention: it takes JVPs).
-        self.teacher = copy.deepcopy(self.net).requires_grad_(False) if cfg.target in TEACHER_TARGETS else None
-        self.loss_fn = make_loss_fn(self.net, spec, compile=cfg.compile, teacher=self.teacher)
+        self.teacher = copy.deepcopy(self.net).requires_grad_(False) if TARGETS[cfg.target].teacher else None
+        self.loss_fn = make_loss_fn(self.net, cfg.loss_spec(self.amp), compile=cfg.compile, teacher=self.teacher)
+        self.time_spec = cfg.time_spec()
         traj = make_traj_params(cfg.ratio_fm, cfg.alpha)
         # The whole run's schedule, computed once: the step reads alpha from a
         # device tensor (no host->device copy per step, which would sync).
@@ -99,28 +105,19 @@ class Trial:
         x0 = self.data.batch(cfg.batch_size, self.gen)  # (B, 3, 32, 32)
         x1 = torch.randn(x0.shape, generator=self.gen, device=self.device)
         scale = cfg.interval_start + (1.0 - cfg.interval_start) * progress_of(k, cfg.steps)
-        t, t_next = sample_times(
-            cfg.batch_size,
-            ratio_fm,
-            self.gen,
-            self.device,
-            cfg.time_sampler,
-            cfg.time_mean,
-            cfg.time_std,
-            cfg.time_mean_r,
-            cfg.time_std_r,
-            scale,
-        )
-        loss, err = self.loss_fn(x0, x1, t, t_next, self.alphas[k], continuous=alpha == 0.0)
+        t, t_next = sample_times(cfg.batch_size, ratio_fm, self.gen, self.device, self.time_spec, interval_scale=scale)
+        alpha_k = self.alphas[k]
+        if cfg.alpha_rows == "uniform":  # each row its own split fraction alpha * U(0, 1) (SplitMeanFlow's lambda)
+            alpha_k = alpha_k * torch.rand(cfg.batch_size, generator=self.gen, device=self.device)
+        loss, err = self.loss_fn(x0, x1, t, t_next, alpha_k, continuous=alpha == 0.0)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
         self.opt.step()
-        net_p = list(self.net.parameters())
-        torch._foreach_lerp_(list(self.ema.parameters()), net_p, 1.0 - cfg.ema_decay)
+        update_ema(self.ema, self.net, cfg.ema_decay)
         if self.teacher is not None:
-            torch._foreach_lerp_(list(self.teacher.parameters()), net_p, 1.0 - cfg.teacher_decay)
+            update_ema(self.teacher, self.net, cfg.teacher_decay)
         fm = (t_next == t).float()
         self.track[:, k] = torch.stack([loss.detach(), err.mean(), (err * fm).sum() / fm.sum().clamp_min(1.0)])
 
@@ -182,6 +179,7 @@ class Trial:
             "status": "completed",
             "config": cfg.to_flat(),
             "config_hash": cfg.config_hash(),
+            "protocol_version": PROTOCOL_VERSION,
             "seed": cfg.seed,
             "versions": versions(),
             "device": device_name(self.device),
@@ -242,6 +240,12 @@ class Trial:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = self.checked = state["step"]
         self.intermediate = state["intermediate"]
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, over all parameters in one fused call."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1.0 - decay)
 
 
 def checkpoint_path(out_dir: str | Path) -> Path:

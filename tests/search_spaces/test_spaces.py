@@ -69,6 +69,14 @@ def test_every_target_is_reachable_from_the_variant_and_full_spaces():
         assert seen == set(TARGETS), name
 
 
-def test_baselines_space_holds_exactly_the_known_three():
-    assert SPACES["baselines"].point_names == ["pureflow", "meanflow", "alphaflow"]
-    assert all(OBJECTIVES[n].reference_fid for n in SPACES["baselines"].point_names)
+def test_baselines_space_holds_the_known_three_and_meanflows_cifar_recipe():
+    assert SPACES["baselines"].point_names == ["pureflow", "meanflow", "alphaflow", "meanflow_cifar"]
+    assert all(OBJECTIVES[n].reference_fid for n in SPACES["baselines"].point_names[:3])
+
+
+def test_meanflow_cifar_is_a_baseline_wherever_it_lies():
+    """It lies in 'baselines' and 'full' (whose ranges hold its wide sampler); no other space holds its settings."""
+    holding = [name for name, space in SPACES.items() if "meanflow_cifar" in space.point_names]
+    assert holding == ["baselines", "full"]
+    point = SPACES["full"].points[SPACES["full"].point_names.index("meanflow_cifar")]
+    assert point["time_mean"] == -2.0 and point["loss_reduction"] == "sum" and point["ratio_fm.value"] == 0.25

@@ -71,8 +71,9 @@ def test_baselines():
     af = make_traj_params(OBJECTIVES["alphaflow"].ratio_fm, OBJECTIVES["alphaflow"].alpha)
     assert mf(128, 500, 10_000, "cpu") == (0.75, 0.0)
     assert pf(128, 500, 10_000, "cpu")[0] == 1.0
-    assert af(128, 0, 10_000, "cpu") == (0.75, 1.0) and af(128, 9_999, 10_000, "cpu") == (0.75, 0.0)
-    from trainer.objectives.baselines import KNOWN
+    # AlphaFlow's released sigmoid experiment: ratio_fm 0.5, alpha 1 -> 0
+    assert af(128, 0, 10_000, "cpu") == (0.5, 1.0) and af(128, 9_999, 10_000, "cpu") == (0.5, 0.0)
+    from trainer.objectives.named import KNOWN
 
     assert [OBJECTIVES[k].reference_fid for k in KNOWN] == [86.21, 41.81, 48.62]
     assert KNOWN == ["pureflow", "meanflow", "alphaflow"]

@@ -2,8 +2,8 @@
 
 import torch
 
-from tests.helpers import randomized_dit
-from trainer.step import LossSpec, make_loss_fn, training_loss
+from tests.helpers import loss_spec, randomized_dit
+from trainer.step import make_loss_fn, training_loss
 
 
 def _inputs(n=8, seed=0):
@@ -25,7 +25,7 @@ def _loss_and_grads(net, fn, alpha):
 def test_compiled_step_agrees_with_eager_on_cpu():
     """Tolerance: 1e-4 relative (fp32; the compiled graph reorders reductions)."""
     net = randomized_dit(torch.float32, patch=8).train()
-    spec = LossSpec("alphaflow")
+    spec = loss_spec("alphaflow")
     eager, compiled = make_loss_fn(net, spec, compile=False), make_loss_fn(net, spec, compile=True)
     for alpha in (0.0, 0.5):  # the JVP graph and the discrete graph
         l1, e1, g1 = _loss_and_grads(net, eager, alpha)
@@ -40,7 +40,7 @@ def test_compiled_step_agrees_with_eager_on_cpu():
 def test_loss_is_the_weighted_mean_of_row_errors():
     net = randomized_dit(torch.float64, patch=8)
     x0, x1, t, t_next = (x.double() for x in _inputs())
-    spec = LossSpec("meanflow", adaptive_p=1.0, adaptive_eps=1e-3)
+    spec = loss_spec("meanflow", adaptive_p=1.0, adaptive_eps=1e-3)
     loss, err = training_loss(
         net, x0, x1, t, t_next, torch.tensor(0.0, dtype=torch.float64), continuous=True, spec=spec
     )
@@ -57,10 +57,27 @@ def test_discrete_rows_are_weighted_by_inverse_alpha():
     net = randomized_dit(torch.float64, patch=8)
     x0, x1, t, t_next = (x.double() for x in _inputs())
     alpha = torch.tensor(0.25, dtype=torch.float64)
-    plain = LossSpec("alphaflow", adaptive_p=0.0, discrete_weight="none")
-    inv = LossSpec("alphaflow", adaptive_p=0.0, discrete_weight="inv_alpha")
+    plain = loss_spec("alphaflow", adaptive_p=0.0, discrete_weight="none")
+    inv = loss_spec("alphaflow", adaptive_p=0.0, discrete_weight="inv_alpha")
     l_plain, err = training_loss(net, x0, x1, t, t_next, alpha, continuous=False, spec=plain)
     l_inv, _ = training_loss(net, x0, x1, t, t_next, alpha, continuous=False, spec=inv)
     weights = torch.where(t_next < t, 4.0, 1.0).double()
     torch.testing.assert_close(l_inv.detach(), (weights * err).mean())
     assert l_inv > l_plain
+
+
+def test_summed_row_error_is_the_mean_times_the_pixel_count():
+    """loss_reduction='sum' (MeanFlow's codes): with p = 1 it equals 'mean' with eps / D, D = 3072 pixels."""
+    net = randomized_dit(torch.float64, patch=8)
+    x0, x1, t, t_next = (x.double() for x in _inputs())
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    summed, mse = training_loss(net, x0, x1, t, t_next, zero, continuous=True, spec=loss_spec(loss_reduction="sum"))
+    averaged, mse2 = training_loss(
+        net, x0, x1, t, t_next, zero, continuous=True, spec=loss_spec(adaptive_eps=1e-3 / 3072)
+    )
+    torch.testing.assert_close(mse, mse2)  # the tracked error is per pixel either way
+    torch.testing.assert_close(summed.detach(), averaged.detach())
+    plain_sum, _ = training_loss(
+        net, x0, x1, t, t_next, zero, continuous=True, spec=loss_spec(loss_reduction="sum", adaptive_p=0.0)
+    )
+    torch.testing.assert_close(plain_sum.detach(), 3072 * mse.mean())

@@ -1,11 +1,11 @@
 import torch
 
-from trainer.objectives import adaptive_weight, discrete_row_weight, sample_times
+from trainer.objectives import TimeSpec, adaptive_weight, discrete_row_weight, sample_times
 
 
 def test_time_pairs_are_ordered_with_exact_flow_matching_share():
     g = torch.Generator().manual_seed(0)
-    t, t_next = sample_times(128, 0.75, g, "cpu")
+    t, t_next = sample_times(128, 0.75, g, "cpu", TimeSpec())
     assert t.shape == t_next.shape == (128,)
     assert bool((t_next <= t).all()) and bool((t > 0).all()) and bool((t < 1).all())
     assert int((t_next == t).sum()) == 96
@@ -13,7 +13,7 @@ def test_time_pairs_are_ordered_with_exact_flow_matching_share():
 
 def test_logit_normal_location():
     g = torch.Generator().manual_seed(0)
-    t, t_next = sample_times(200_000, 0.0, g, "cpu", mean=-0.4, std=1.0)
+    t, t_next = sample_times(200_000, 0.0, g, "cpu", TimeSpec(mean=-0.4, std=1.0))
     both = torch.cat([t, t_next])
     logits = torch.log(both / (1 - both))
     assert abs(float(logits.mean()) + 0.4) < 0.01 and abs(float(logits.std()) - 1.0) < 0.01

@@ -5,44 +5,82 @@ import copy
 import pytest
 import torch
 
-from tests.helpers import batch, randomized_dit
+from tests.helpers import batch, loss_spec, randomized_dit
 from tests.trainer.test_model_and_sampler import Constant, ExactMeanVelocity
 from tests.trainer.test_targets import call, central_dudt, rel
 from trainer import train
-from trainer.objectives import fused_target, sample_times
-from trainer.step import LossSpec, training_loss
+from trainer.objectives import TARGETS, TimeSpec, fused_target, sample_times
+from trainer.step import training_loss
 
 
-def test_splitmeanflow_tends_to_its_continuous_limit_linearly():
+def test_splitmeanflow_tends_to_meanflow_along_the_models_velocity_linearly():
+    """lambda -> 0: target = u + lambda [u(x_t, t, t) - (t - r) du/dt along (u(x_t, t, t), 1, 0) - u] + O(lambda^2)."""
     net = randomized_dit()
     x_t, t, t_next, v = batch()
     with torch.no_grad():
-        u = net(x_t, t, t_next)
-        limit = net(x_t, t, t) - (t - t_next)[:, None, None, None] * central_dudt(net, x_t, t, t_next, v) - u
+        u, own = net(x_t, t, t_next), net(x_t, t, t)
+        limit = own - (t - t_next)[:, None, None, None] * central_dudt(net, x_t, t, t_next, own) - u
     errors = []
-    for alpha in (1e-3, 1e-4, 1e-5):
-        split = call("splitmeanflow", net, x_t, t, t_next, alpha * (t - t_next), v)
-        errors.append(rel((split - u) / alpha, limit))
+    for lam in (1e-3, 1e-4, 1e-5):
+        split = call("splitmeanflow", net, x_t, t, t_next, lam * (t - t_next), v)
+        errors.append(rel((split - u) / lam, limit))
     assert errors[2] < 1e-2
     for big, small in zip(errors, errors[1:]):
         assert 0.05 < small / big < 0.2, errors
-    # dt = 0 rows get the limit's target itself
-    cont = call("splitmeanflow", net, x_t, t, t_next, torch.zeros_like(t), v)
-    assert rel(cont - u, limit) < 1e-3
+    # lambda = 0: the split is the interval itself, the target is u (no signal)
+    torch.testing.assert_close(call("splitmeanflow", net, x_t, t, t_next, torch.zeros_like(t), v), u)
 
 
 def test_split_and_shortcut_are_exact_on_a_flow_map():
     """The true mean velocity of a point mass satisfies both consistency identities: target = u."""
     a = torch.rand(1, 3, 32, 32, dtype=torch.float64)
     net = ExactMeanVelocity(a)
-    x_t, t, t_next, _ = batch()
-    v = (x_t - a) / t[:, None, None, None]  # on this path v equals the field
+    x_t, t, t_next, _ = batch(n=8)
+    v = torch.randn_like(x_t)  # the split reaches s by the model's own jump: v must not matter
     u = net(x_t, t, t_next).detach()
-    for name in ("shortcut", "splitmeanflow"):
-        got = call(name, net, x_t, t, t_next, 0.4 * (t - t_next), v)
-        torch.testing.assert_close(got, u, rtol=1e-10, atol=1e-10)
+    lam = torch.rand(8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)  # one split per row
+    got = call("splitmeanflow", net, x_t, t, t_next, lam * (t - t_next), v)
+    torch.testing.assert_close(got, u, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(call("shortcut", net, x_t, t, t_next, t * 0, v), u, rtol=1e-10, atol=1e-10)
     c = torch.randn(1, 3, 32, 32, dtype=torch.float64)
     torch.testing.assert_close(call("shortcut", Constant(c), x_t, t, t_next, t * 0, v), c.expand_as(x_t))
+
+
+def test_shortcut_clips_the_half_jump_state_and_the_target():
+    c = torch.full((1, 3, 32, 32), 3.0, dtype=torch.float64)
+    x_t, t, t_next, v = batch()
+    got = TARGETS["shortcut"].fn(Constant(c), x_t, t, t_next, t * 0, v, "cpu", clamp=2.0)
+    torch.testing.assert_close(got, torch.full_like(x_t, 2.0))  # (3 + 3) / 2 clipped to 2
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x, t, t_next):
+            seen.append(x.clone())
+            return torch.full_like(x, 100.0)
+
+    TARGETS["shortcut"].fn(Spy(), x_t, t, t_next, t * 0, v, "cpu", clamp=4.0)
+    unclipped = x_t - 0.5 * (t - t_next)[:, None, None, None] * 100.0
+    assert float(unclipped.abs().max()) > 4.0 >= float(seen[1].abs().max())  # the half jump's state is clipped
+
+
+def test_shortcut_and_ema_teacher_keep_an_ema_teacher_that_computes_their_targets():
+    from trainer.config import from_flat
+    from trainer.trial import Trial
+
+    for objective, decay in (("shortcut", 0.999), ("ema_teacher", 0.99)):
+        trial = Trial(from_flat({"preset": "smoke", "objective": objective, "steps": 2, "eval_every": 0}))
+        assert trial.teacher is not None and trial.cfg.teacher_decay == decay
+        before = [p.clone() for p in trial.teacher.parameters()]
+        trial.train_step(0)
+        for old, new, online in zip(before, trial.teacher.parameters(), trial.net.parameters()):
+            torch.testing.assert_close(new, decay * old + (1 - decay) * online.detach())
+    # the generic fused form computes the target with the teacher it is handed
+    net, teacher = randomized_dit(), randomized_dit(seed=3)
+    x_t, t, t_next, v = batch(fm_rows=1)
+    _, tgt = fused_target("shortcut")(net, x_t, t, t_next, t * 0, v, continuous=True, teacher=teacher, clamp=4.0)
+    expected = TARGETS["shortcut"].fn(teacher, x_t, t, t_next, t * 0, v, "cpu", clamp=4.0)
+    torch.testing.assert_close(tgt, expected)
 
 
 def test_imf_uses_the_models_own_velocity_as_tangent():
@@ -56,7 +94,7 @@ def test_imf_uses_the_models_own_velocity_as_tangent():
     # identity: it is the MeanFlow target with v swapped for the model's velocity, plus (v - own)
     mf_own = call("meanflow", net, x_t, t, t_next, torch.zeros_like(t), own)
     torch.testing.assert_close(got - mf_own, v - own, rtol=1e-9, atol=1e-9)
-    u, tgt = fused_target("imf")(net, x_t, t, t_next, torch.zeros_like(t), v, True, None)
+    u, tgt = fused_target("imf")(net, x_t, t, t_next, torch.zeros_like(t), v, continuous=True)
     torch.testing.assert_close(tgt, got, rtol=1e-9, atol=1e-9)
 
 
@@ -65,38 +103,46 @@ def test_ema_teacher_equals_online_target_when_the_teacher_has_the_weights(alpha
     net = randomized_dit()
     x_t, t, t_next, v = batch(fm_rows=1)
     dt = alpha * (t - t_next)
-    _, same = fused_target("ema_teacher")(net, x_t, t, t_next, dt, v, alpha == 0, copy.deepcopy(net))
-    _, online = fused_target("alphaflow")(net, x_t, t, t_next, dt, v, alpha == 0, None)
+    _, same = fused_target("ema_teacher")(net, x_t, t, t_next, dt, v, continuous=alpha == 0, teacher=copy.deepcopy(net))
+    _, online = fused_target("alphaflow")(net, x_t, t, t_next, dt, v, continuous=alpha == 0)
     torch.testing.assert_close(same, online, rtol=1e-9, atol=1e-9)
     other = randomized_dit(seed=1)
-    _, moved = fused_target("ema_teacher")(net, x_t, t, t_next, dt, v, alpha == 0, other)
+    _, moved = fused_target("ema_teacher")(net, x_t, t, t_next, dt, v, continuous=alpha == 0, teacher=other)
     assert rel(moved[1:], online[1:]) > 1e-3
     torch.testing.assert_close(moved[:1], v[:1])  # flow-matching rows stay v
 
 
-def test_target_clamp():
+def test_target_clamp_clips_computed_targets_only():
+    """AlphaFlow's loss clips its discrete targets; flow-matching rows (v) and JVP targets are left alone."""
     net = randomized_dit()
-    x_t, t, t_next, v = batch()
+    x_t, t, t_next, v = batch(fm_rows=1)
     x0, x1 = x_t - t[:, None, None, None] * v, x_t + (1 - t)[:, None, None, None] * v
-    zero = torch.tensor(0.0, dtype=torch.float64)
-    _, free = training_loss(net, x0, x1, t, t_next, zero, continuous=True, spec=LossSpec("pureflow"))
-    _, wide = training_loss(net, x0, x1, t, t_next, zero, continuous=True, spec=LossSpec("pureflow", target_clamp=1e6))
-    _, tight = training_loss(net, x0, x1, t, t_next, zero, continuous=True, spec=LossSpec("pureflow", target_clamp=0.5))
+    half = torch.tensor(0.5, dtype=torch.float64)
+
+    def target_of(name, alpha, clamp):
+        spec = loss_spec(name, target_clamp=clamp, adaptive_p=0.0, discrete_weight="none")
+        _, mse = training_loss(net, x0, x1, t, t_next, alpha, continuous=float(alpha) == 0.0, spec=spec)
+        return mse
+
     u = net(x_t, t, t_next).detach()
-    torch.testing.assert_close(wide, free)
-    torch.testing.assert_close(tight, (u - v.clamp(-0.5, 0.5)).pow(2).flatten(1).mean(1))
+    disc = call("alphaflow", net, x_t, t, t_next, 0.5 * (t - t_next), v)
+    expected = (u - torch.where((t > t_next)[:, None, None, None], disc.clamp(-0.5, 0.5), v)).pow(2).flatten(1).mean(1)
+    torch.testing.assert_close(target_of("alphaflow", half, 0.5), expected)
+    zero = torch.tensor(0.0, dtype=torch.float64)
+    torch.testing.assert_close(target_of("meanflow", zero, 0.5), target_of("meanflow", zero, 0.0))  # JVP: no clip
+    torch.testing.assert_close(target_of("pureflow", zero, 0.5), target_of("pureflow", zero, 0.0))  # v: no clip
 
 
 def test_time_sampler_shapes_t_and_t_next_separately_and_scales_intervals():
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    t, r = sample_times(50_000, 0.0, g(), "cpu", mean=-0.4, std=1.0)
-    t2, r2 = sample_times(50_000, 0.0, g(), "cpu", mean=-0.4, std=1.0, mean_r=-3.0, std_r=0.5)
+    t, r = sample_times(50_000, 0.0, g(), "cpu", TimeSpec())
+    t2, r2 = sample_times(50_000, 0.0, g(), "cpu", TimeSpec(mean_r=-3.0, std_r=0.5))
     assert float((t2 - r2).mean()) > float((t - r).mean()) + 0.1  # the second draw sits low: longer intervals
-    t3, r3 = sample_times(50_000, 0.0, g(), "cpu", interval_scale=0.25)
+    t3, r3 = sample_times(50_000, 0.0, g(), "cpu", TimeSpec(), interval_scale=0.25)
     torch.testing.assert_close(t3, t)
     torch.testing.assert_close(t3 - r3, 0.25 * (t - r))
-    _, r4 = sample_times(64, 0.0, g(), "cpu", sampler="uniform")
-    assert bool((r4 >= 0).all())
+    t4, r4 = sample_times(64, 0.0, g(), "cpu", TimeSpec(sampler="uniform"))
+    assert float(r4.min()) < 0.2 and float(t4.max()) > 0.8 and bool((r4 <= t4).all())
 
 
 @pytest.mark.parametrize(
@@ -106,7 +152,8 @@ def test_time_sampler_shapes_t_and_t_next_separately_and_scales_intervals():
         {"objective": "shortcut"},
         {"objective": "imf"},
         {"objective": "ema_teacher", "alpha.k_end": 0.5, "teacher_decay": 0.9},  # 0.99 lags too far in 200 steps
-        {"target": "meanflow", "target_clamp": 4.0, "interval_start": 0.2, "time_mean_r": -1.5},
+        {"objective": "meanflow_cifar"},
+        {"target": "meanflow", "interval_start": 0.2, "time_mean_r": -1.5, "time_scale": 1000.0},
         {"target": "meanflow", "ratio_fm.schedule": "cosine", "ratio_fm.start": 1.0, "ratio_fm.end": 0.5},
     ],
 )

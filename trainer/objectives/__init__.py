@@ -14,22 +14,24 @@ target; AlphaFlow replaces the derivative by a finite step of size
 dt = alpha * (t - t_next).
 
 The research protocol's two extension points live here:
-- ``TARGETS[name]`` is ``compute_mean_velocity_target(net, x_t, t, t_next, dt, velocity, device)``;
+- ``TARGETS[name].fn`` is ``compute_mean_velocity_target(net, x_t, t, t_next, dt, velocity, device)``
+  (``TARGETS[name]`` is the target's record: see ``targets.py``);
 - ``make_traj_params(ratio_spec, alpha_spec)`` returns
   ``sample_traj_params(batch_size, cur_step, max_steps, device) -> (ratio_fm, alpha)``.
 """
 
-from trainer.objectives.baselines import OBJECTIVES, Objective
-from trainer.objectives.loss import DISCRETE_WEIGHTS, adaptive_weight, discrete_row_weight
+from trainer.objectives.loss import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, adaptive_weight, discrete_row_weight
 from trainer.objectives.schedules import SCHEDULES, ScheduleSpec, make_schedule, make_traj_params
-from trainer.objectives.targets import TARGETS, FUSED_TARGETS, TEACHER_TARGETS, fused_target
+from trainer.objectives.targets import TARGETS, Target, fused_target, target
 from trainer.objectives import variants  # noqa: F401  (registers the variant targets)
-from trainer.objectives.time_sampling import TIME_SAMPLERS, sample_times
+from trainer.objectives.time_sampling import FM_TIMES, TIME_SAMPLERS, TimeSpec, sample_times
+from trainer.objectives.named import OBJECTIVES, Objective
 
 __all__ = [
     "OBJECTIVES",
     "Objective",
     "DISCRETE_WEIGHTS",
+    "LOSS_REDUCTIONS",
     "adaptive_weight",
     "discrete_row_weight",
     "SCHEDULES",
@@ -37,9 +39,11 @@ __all__ = [
     "make_schedule",
     "make_traj_params",
     "TARGETS",
-    "FUSED_TARGETS",
-    "TEACHER_TARGETS",
+    "Target",
+    "target",
     "fused_target",
+    "FM_TIMES",
     "TIME_SAMPLERS",
+    "TimeSpec",
     "sample_times",
 ]

@@ -1,24 +1,36 @@
 """Loss weighting.
 
-Adaptive weighting (MeanFlow, Geng et al. 2025, Sec. 4.3): with the per-row
-squared error e = mean((u - target)^2), the row's loss is sg(w) * e with
-w = 1 / (sg(e) + eps)^p. p = 1 makes the loss ~ e / (e + eps): a robust,
-scale-free objective; p = 0 is plain MSE.
+Row error (``loss_reduction``): the squared error of a row averaged over its
+pixels (``mean``, AlphaFlow's loss.py ``.flatten(1).mean(1)``) or summed
+(``sum``, both MeanFlow codes: ``jnp.sum(loss, axis=(1, 2, 3))``). With the
+adaptive weight the two differ in what eps means: summing is averaging with
+eps / D (D = 3072 pixels) and, for p != 1, a constant factor D^(1-p).
 
-Discrete rows (dt > 0) get an extra weight. We follow the AlphaFlow *paper*,
-dividing by alpha ("inv_alpha"), because it is the choice under which the
-objective has the right limit: the discrete target is
-u_sg + alpha * (meanflow_target - u_sg) + O(alpha^2), so the gradient of
-|u - target|^2 / alpha tends to the gradient of the MeanFlow loss as
-alpha -> 0, while multiplying by alpha (the released code, "alpha") makes
-it vanish like alpha^2. Both, and "none", can be selected and searched.
+Adaptive weighting (MeanFlow, Geng et al. 2025, Sec. 4.3): with the row error
+e, the row's loss is sg(w) * e with w = 1 / (sg(e) + eps)^p. p = 1 makes the
+loss ~ e / (e + eps): a robust, scale-free objective; p = 0 is plain MSE.
+
+Discrete rows (dt > 0) get an extra weight (``discrete_weight``). The discrete
+target is u + alpha (meanflow_target - u) + O(alpha^2), so a discrete row's
+error is e_d ~ alpha^2 e_mf and its gradient ~ alpha * a MeanFlow row's. The
+adaptive weight (p = 1) divides by e_d + eps: while alpha^2 e_mf >> eps a
+discrete row's gradient is ~ 1/alpha times a MeanFlow row's.
+- ``alpha`` (default; AlphaFlow's released loss: ``weight_d = ones * alpha``)
+  brings that back to about 1x a MeanFlow row's.
+- ``inv_alpha`` (1/alpha, as the AlphaFlow paper writes the loss) makes it
+  ~ 1/alpha^2 (x100 at alpha 0.1): the flow-matching rows' share of the
+  gradient all but vanishes late in the curriculum. Its limit argument (the
+  gradient tends to MeanFlow's as alpha -> 0) holds only for p = 0 (plain MSE).
+  Kept searchable.
+- ``none``: 1.
 """
 
 from __future__ import annotations
 
 import torch
 
-DISCRETE_WEIGHTS = ("inv_alpha", "alpha", "none")
+DISCRETE_WEIGHTS = ("alpha", "inv_alpha", "none")
+LOSS_REDUCTIONS = ("mean", "sum")
 
 
 def adaptive_weight(err: torch.Tensor, p: float, eps: float) -> torch.Tensor:
@@ -27,7 +39,10 @@ def adaptive_weight(err: torch.Tensor, p: float, eps: float) -> torch.Tensor:
 
 
 def discrete_row_weight(dt: torch.Tensor, alpha: torch.Tensor, kind: str) -> torch.Tensor:
-    """Weight per row: rows with dt > 0 get 1/alpha, alpha or 1; other rows 1. dt: (N,) -> (N,)."""
+    """Weight per row: rows with dt > 0 get alpha, 1/alpha or 1; other rows 1.
+
+    dt: (N,); alpha: a 0-d tensor (one alpha per step) or (N,) (one per row) -> (N,).
+    """
     if kind == "none":
         return torch.ones_like(dt)
     factor = 1.0 / alpha.clamp_min(1e-8) if kind == "inv_alpha" else alpha

@@ -1,37 +1,75 @@
-"""Mean-velocity targets: the protocol's ``compute_mean_velocity_target``.
+"""Mean-velocity targets: the protocol's ``compute_mean_velocity_target``, one record each.
 
-Every entry of ``TARGETS`` has exactly the signature
-``compute_mean_velocity_target(net, x_t, t, t_next, dt, velocity, device) -> Tensor``
-with x_t, velocity: (N, C, H, W); t, t_next, dt: (N,); ``dt = alpha * (t - t_next)``.
-It returns the target, shaped like x_t, with no gradient.
+Every target is registered once with ``@target(name, ...)``; ``TARGETS[name]``
+is its :class:`Target` record and ``TARGETS[name].fn`` has exactly the protocol
+signature ``compute_mean_velocity_target(net, x_t, t, t_next, dt, velocity, device)``
+with x_t, velocity: (N, C, H, W); t, t_next, dt: (N,); ``dt = alpha * (t - t_next)``
+row by row. It returns the target, shaped like x_t, with no gradient. A target
+that clips (``clamps=True``) also takes ``clamp=c`` (0 = off), bound from the
+config by the trainer.
 
 The training step wants more: the prediction u = net(x_t, t, t_next) *with*
 gradient and the target from the same pass (one forward-mode JVP yields both).
-``FUSED_TARGETS[name]`` is ``fused(net, x_t, t, t_next, dt, velocity, continuous,
-teacher) -> (u, target)``, where ``continuous`` is a host-side bool (alpha == 0)
-so a compiled step never branches on device data, and ``teacher`` is the
-network a target may compute with instead of ``net`` (the EMA teacher of
-``ema_teacher``; ``None`` for the others). A target without a fused form gets
-the generic one (its own call on the teacher or the net, plus a forward for u).
-``TEACHER_TARGETS`` names the targets for which the trainer keeps a teacher.
+A record's ``fused`` form is ``fused(net, x_t, t, t_next, dt, velocity, *,
+continuous, teacher, clamp) -> (u, target)``: ``continuous`` is a host bool
+(alpha == 0) so a compiled step never branches on device data, and ``teacher``
+is the network a teacher target computes with (an EMA of ``net``; ``None``
+otherwise). A target without a fused form gets the generic one (its own call on
+the teacher or the net, plus a forward for u).
+
+What the rest of the code needs to know about a target lives in its record:
+``uses_alpha`` (the search spaces search an alpha schedule only then),
+``teacher`` (the trainer keeps an EMA teacher), ``fp32`` (computed in fp32 even
+under bf16 autocast), ``clamps`` (honours ``target_clamp``) and ``source``.
 """
 
 from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from trainer.registry import Registry
 
 TARGETS = Registry("target")
-FUSED_TARGETS = Registry("fused target")
-TEACHER_TARGETS: set[str] = set()
-# Targets that are differences of near-equal network outputs (self-consistency):
-# bf16's ~0.4% rounding is as large as their signal, so they are computed in fp32.
-FP32_TARGETS: set[str] = set()
 
 
+@dataclass(frozen=True)
+class Target:
+    name: str
+    fn: Callable  # the protocol function
+    fused: Callable | None = None  # (u, target) in one pass, or None for the generic form
+    uses_alpha: bool = False  # reads dt: its objective has an alpha schedule worth searching
+    teacher: bool = False  # computes its target with an EMA teacher (``teacher_decay``)
+    fp32: bool = False  # a difference of near-equal network outputs: bf16 rounding is as large as the signal
+    clamps: bool = False  # clips its computed target (and states) to [-target_clamp, target_clamp]
+    source: str = ""  # the paper or released code it follows
+
+    @property
+    def description(self) -> str:
+        return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+
+def target(name: str, *, uses_alpha: bool, teacher=False, fp32=False, clamps=False, fused=None, source=""):
+    """Registers the decorated protocol function as target ``name`` with its facts (see :class:`Target`)."""
+
+    def deco(fn):
+        TARGETS.register(name)(Target(name, fn, fused, uses_alpha, teacher, fp32, clamps, source))
+        return fn
+
+    return deco
+
+
+# ------------------------------------------------------------------ pieces
 def _bcast(s: torch.Tensor) -> torch.Tensor:
     return s[:, None, None, None]  # (N,) -> (N, 1, 1, 1)
+
+
+def clip(x: torch.Tensor, c: float) -> torch.Tensor:
+    """x clipped to [-c, c]; c = 0 leaves it as it is."""
+    return x.clamp(-c, c) if c > 0 else x
 
 
 def u_and_dudt(net, x_t, t, t_next, velocity):
@@ -55,42 +93,74 @@ def safe_span(t, t_next):
     return torch.where(span > 0, span, torch.ones_like(span))
 
 
-def discrete_target(net, x_t, t, t_next, dt, velocity):
-    """AlphaFlow: (dt v + (t - dt - t_next) u(x_t - dt v, t - dt, t_next)) / (t - t_next).
+def discrete_target(net, x_t, t, t_next, dt, velocity, clamp: float = 0.0):
+    """AlphaFlow: clip((dt v + (t - dt - t_next) u(x_t - dt v, t - dt, t_next)) / (t - t_next), c).
 
     Rows with t_next == t (zero span) get v; ``dt`` must be alpha * (t - t_next).
+    AlphaFlow's loss.py (``_compute_mean_velocity_d``) clips exactly these targets to ``clamp_utgt``.
     """
     u_mid = net(x_t - _bcast(dt) * velocity, t - dt, t_next)  # (N, C, H, W)
     tgt = (_bcast(dt) * velocity + _bcast(t - t_next - dt) * u_mid) / _bcast(safe_span(t, t_next))
-    return flow_matching_rows(t, t_next, velocity, tgt)
+    return flow_matching_rows(t, t_next, velocity, clip(tgt, clamp))
 
 
-@TARGETS.register("pureflow")
+# ------------------------------------------------------------- fused forms
+def _pureflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+    return net(x_t, t, t_next), velocity
+
+
+def _meanflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+    # The primal output of the JVP keeps its graph to the parameters: it is the
+    # prediction the loss differentiates; the tangent only feeds the target.
+    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
+    return u, continuous_target(dudt, t, t_next, velocity).detach()
+
+
+def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+    # alpha is one number per step, so every non-flow-matching row of a batch
+    # is either continuous (alpha == 0) or discrete (alpha > 0).
+    if continuous:
+        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous=True)
+    u = net(x_t, t, t_next)
+    with torch.no_grad():
+        tgt = discrete_target(net, x_t, t, t_next, dt, velocity, clamp)
+    return u, tgt
+
+
+# ------------------------------------------------------------------ targets
+@target("pureflow", uses_alpha=False, fused=_pureflow_fused, source="flow matching (Lipman et al. 2023)")
 @torch.no_grad()
 def pureflow_target(net, x_t, t, t_next, dt, velocity, device):
     """Flow matching: the target is the conditional velocity v, whatever the interval."""
     return velocity.clone()
 
 
-@TARGETS.register("meanflow")
+@target(
+    "meanflow",
+    uses_alpha=False,
+    fused=_meanflow_fused,
+    source="MeanFlow (Geng et al. 2025), Eq. 6; py-meanflow meanflow.py and meanflow (JAX) meanflow.py",
+)
 @torch.no_grad()
 def meanflow_target(net, x_t, t, t_next, dt, velocity, device):
-    """MeanFlow (Geng et al. 2025): v - (t - t_next) * d/dt u(x_t, t, t_next), tangent (v, 1, 0).
-
-    ``dt`` is ignored: this is the alpha -> 0 limit of ``alphaflow``.
-    """
+    """MeanFlow: v - (t - t_next) * d/dt u(x_t, t, t_next) along (v, 1, 0); dt unused (alphaflow's alpha -> 0)."""
     _, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
     return continuous_target(dudt, t, t_next, velocity)
 
 
-@TARGETS.register("alphaflow")
+@target(
+    "alphaflow",
+    uses_alpha=True,
+    clamps=True,
+    fused=_alphaflow_fused,
+    source="AlphaFlow (Zhang et al. 2025); released src/training/loss.py AlphaFlowLoss",
+)
 @torch.no_grad()
-def alphaflow_target(net, x_t, t, t_next, dt, velocity, device):
-    """AlphaFlow (Zhang et al. 2025), row by row.
+def alphaflow_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.0):
+    """AlphaFlow: the discrete target where dt > 0, MeanFlow's where dt == 0 < t - t_next, v where t_next == t.
 
-    dt > 0: the discrete target (see ``discrete_target``); alpha = 1 gives v.
-    dt == 0 and t_next < t: the continuous MeanFlow target (its alpha -> 0 limit).
-    t_next == t: v.
+    dt > 0: see ``discrete_target`` (clipped to ``clamp``); alpha = 1 gives v.
+    The released loss routes dt == 0 rows to the JVP branch, unclipped.
     """
     out = velocity.clone()
     span = t - t_next
@@ -100,46 +170,22 @@ def alphaflow_target(net, x_t, t, t_next, dt, velocity, device):
     if bool(cont.any()):
         out = torch.where(_bcast(cont), meanflow_target(net, x_t, t, t_next, dt, velocity, device), out)
     if bool(disc.any()):
-        out = torch.where(_bcast(disc), discrete_target(net, x_t, t, t_next, dt, velocity), out)
+        out = torch.where(_bcast(disc), discrete_target(net, x_t, t, t_next, dt, velocity, clamp), out)
     return out
-
-
-@FUSED_TARGETS.register("pureflow")
-def _pureflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
-    return net(x_t, t, t_next), velocity
-
-
-@FUSED_TARGETS.register("meanflow")
-def _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
-    # The primal output of the JVP keeps its graph to the parameters: it is the
-    # prediction the loss differentiates; the tangent only feeds the target.
-    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
-    return u, continuous_target(dudt, t, t_next, velocity).detach()
-
-
-@FUSED_TARGETS.register("alphaflow")
-def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
-    # alpha is one number per step, so every non-flow-matching row of a batch
-    # is either continuous (alpha == 0) or discrete (alpha > 0).
-    if continuous:
-        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, True)
-    u = net(x_t, t, t_next)
-    with torch.no_grad():
-        tgt = discrete_target(net, x_t, t, t_next, dt, velocity)
-    return u, tgt
 
 
 def fused_target(name: str):
     """The fused form of target ``name``, or a generic one built from its plain function."""
-    if name in FUSED_TARGETS:
-        return FUSED_TARGETS[name]
-    plain = TARGETS[name]
+    rec = TARGETS[name]
+    if rec.fused is not None:
+        return rec.fused
+    plain = rec.fn
 
-    fp32 = name in FP32_TARGETS
-
-    def generic(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
-        with torch.autocast(x_t.device.type, enabled=not fp32 and torch.is_autocast_enabled(x_t.device.type)):
-            tgt = plain(teacher if teacher is not None else net, x_t, t, t_next, dt, velocity, x_t.device)
+    def generic(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+        kwargs = {"clamp": clamp} if rec.clamps else {}
+        # fp32 targets leave autocast; the others keep whatever precision the step runs in
+        with torch.autocast(x_t.device.type, enabled=False) if rec.fp32 else contextlib.nullcontext():
+            tgt = plain(teacher if teacher is not None else net, x_t, t, t_next, dt, velocity, x_t.device, **kwargs)
         return net(x_t, t, t_next), tgt.detach()
 
     return generic

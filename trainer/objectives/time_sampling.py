@@ -1,59 +1,116 @@
 """Sampling (t, t_next) pairs for a batch.
 
-``logit_normal``: two independent draws sigmoid(N(mean, std)); t is the larger,
-t_next the smaller (MeanFlow, Geng et al. 2025, Sec. 4; their ImageNet setting
-is mean -0.4, std 1.0). Then the first ``round(ratio_fm * N)`` rows get
-t_next = t: those rows are plain flow matching. A fixed count (rather than a
-coin per row) keeps the mix exact in every batch, as the MeanFlow code does.
+A batch has ``round(ratio_fm * N)`` flow-matching rows (t_next = t) first, then
+mean-velocity rows (t_next < t). A fixed count (rather than a coin per row)
+keeps the mix exact in every batch, as MeanFlow's JAX code and AlphaFlow's
+``sample_traj_params`` do (both floor ``N * ratio``; round and floor agree for
+the protocol's batch of 128 and every ratio the named objectives use).
+
+Samplers (``TIME_SAMPLERS``, records of a ``single`` draw and a ``pair`` draw):
+
+- ``logit_normal``: sigmoid(N(mean, std)); a pair is two independent draws,
+  t the larger and t_next the smaller, the second with its own ``mean_r`` /
+  ``std_r`` (MeanFlow, Geng et al. 2025, Sec. 4; py-meanflow ``sample_two_timesteps_t_r_v0``).
+- ``uniform``: U(0, 1), a pair likewise.
+- ``dyadic``: Shortcut models' grid (released ``targets_shortcut.py``): the
+  rows are split evenly over step sizes d = 2^-k, k = 0 .. L-1 (rows left
+  over get d = 1), t uniform on that step's grid {d, 2d, .., 1} and
+  t_next = t - d. A single draw is uniform on the finest grid {2^-L, .., 1}.
+
+Flow-matching rows (``fm_time``): ``single`` draws their t once (AlphaFlow's
+``t_fm = t_next_fm = sample_timestep(...)``); ``max`` takes the larger of a
+pair (MeanFlow's code sets r = t after sorting a pair).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from trainer.registry import Registry
 
 TIME_SAMPLERS = Registry("time sampler")
+FM_TIMES = ("single", "max")
 
 
-@TIME_SAMPLERS.register("logit_normal")
-def logit_normal(n: int, generator: torch.Generator, device, mean: float = -0.4, std: float = 1.0):
-    """sigmoid(N(mean, std)): (N,) in (0, 1)."""
-    return torch.sigmoid(torch.randn(n, generator=generator, device=device) * std + mean)
+@dataclass(frozen=True)
+class TimeSpec:
+    """How a batch's times are drawn (the config's time keys, by name)."""
+
+    sampler: str = "logit_normal"
+    mean: float = -0.4
+    std: float = 1.0
+    mean_r: float | None = None  # the second draw's location (None: mean)
+    std_r: float | None = None  # the second draw's scale (None: std)
+    fm_time: str = "single"
+    dyadic_levels: int = 7
 
 
-@TIME_SAMPLERS.register("uniform")
-def uniform(n: int, generator: torch.Generator, device, mean: float = 0.0, std: float = 1.0):
-    """U(0, 1): (N,); mean and std are ignored."""
-    return torch.rand(n, generator=generator, device=device)
+@dataclass(frozen=True)
+class TimeSampler:
+    single: Callable  # (n, generator, device, spec) -> t (n,)
+    pair: Callable  # (n, generator, device, spec) -> (t, t_next), each (n,), t_next <= t
+
+
+def _sorted_pair(draw):
+    def pair(n, g, device, spec: TimeSpec):
+        a = draw(n, g, device, spec.mean, spec.std)
+        b = draw(n, g, device, spec.mean if spec.mean_r is None else spec.mean_r, spec.std if spec.std_r is None else spec.std_r)
+        return torch.maximum(a, b), torch.minimum(a, b)
+
+    return pair
+
+
+def _logit_normal(n, g, device, mean, std):
+    return torch.sigmoid(torch.randn(n, generator=g, device=device) * std + mean)
+
+
+def _uniform(n, g, device, mean=None, std=None):
+    return torch.rand(n, generator=g, device=device)
+
+
+def _dyadic_single(n, g, device, spec: TimeSpec):
+    cells = 2**spec.dyadic_levels
+    return (torch.randint(0, cells, (n,), generator=g, device=device) + 1).float() / cells
+
+
+def _dyadic_pair(n, g, device, spec: TimeSpec):
+    levels = spec.dyadic_levels
+    per = n // levels
+    # finest step first, as the released code lays them out; the rest get d = 1
+    k = torch.cat([torch.arange(levels - 1, -1, -1).repeat_interleave(per), torch.zeros(n - per * levels, dtype=torch.long)])
+    cells = (2 ** k).to(device)  # (n,) steps per unit
+    j = (torch.rand(n, generator=g, device=device) * cells).floor()  # uniform in {0 .. cells - 1}
+    t = (j + 1) / cells
+    return t, t - 1.0 / cells
+
+
+TIME_SAMPLERS.register("logit_normal")(
+    TimeSampler(lambda n, g, d, s: _logit_normal(n, g, d, s.mean, s.std), _sorted_pair(_logit_normal))
+)
+TIME_SAMPLERS.register("uniform")(TimeSampler(lambda n, g, d, s: _uniform(n, g, d), _sorted_pair(_uniform)))
+TIME_SAMPLERS.register("dyadic")(TimeSampler(_dyadic_single, _dyadic_pair))
 
 
 def sample_times(
-    n: int,
-    ratio_fm: float,
-    generator: torch.Generator,
-    device,
-    sampler: str = "logit_normal",
-    mean: float = -0.4,
-    std: float = 1.0,
-    mean_r: float | None = None,
-    std_r: float | None = None,
-    interval_scale: float = 1.0,
+    n: int, ratio_fm: float, generator: torch.Generator, device, spec: TimeSpec, interval_scale: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(t, t_next), each (N,), with t_next <= t and exactly round(ratio_fm * N) rows with t_next == t.
+    """(t, t_next), each (N,), with t_next <= t and exactly round(ratio_fm * N) rows with t_next == t, first.
 
-    ``mean_r`` / ``std_r``: the second draw's own location and scale (default:
-    the first's), so t and t_next can be shaped separately. ``interval_scale``
-    in (0, 1] shrinks every interval, t_next = t - scale (t - t_next): the
-    interval curriculum moves it from short intervals to full ones over training.
+    ``interval_scale`` in (0, 1] shrinks every interval, t_next = t - scale (t - t_next):
+    the interval curriculum moves it from short intervals to full ones over training.
     """
-    draw = TIME_SAMPLERS[sampler]
-    a = draw(n, generator, device, mean=mean, std=std)
-    b = draw(n, generator, device, mean=mean if mean_r is None else mean_r, std=std if std_r is None else std_r)
-    t, t_next = torch.maximum(a, b), torch.minimum(a, b)
+    sampler = TIME_SAMPLERS[spec.sampler]
+    n_fm = int(round(ratio_fm * n))  # ratio_fm is a host float: no sync
+    if spec.fm_time == "max":  # one pair per row; flow-matching rows keep the larger time
+        t, t_next = sampler.pair(n, generator, device, spec)
+        t_fm = t[:n_fm]
+        t, t_next = t[n_fm:], t_next[n_fm:]
+    else:
+        t_fm = sampler.single(n_fm, generator, device, spec)
+        t, t_next = sampler.pair(n - n_fm, generator, device, spec)
     if interval_scale != 1.0:
         t_next = t - interval_scale * (t - t_next)
-    n_fm = int(round(ratio_fm * n))  # ratio_fm is a host float: no sync
-    if n_fm:
-        t_next = torch.cat([t[:n_fm], t_next[n_fm:]])
-    return t, t_next
+    return torch.cat([t_fm, t]), torch.cat([t_fm, t_next])

@@ -1,4 +1,4 @@
-"""Target variants beyond the reference table, each from its paper's identity.
+"""Target variants beyond the reference table, each from its paper's identity or released code.
 
 All follow the convention of ``trainer.objectives`` and the protocol signature
 ``target(net, x_t, t, t_next, dt, velocity, device)``; rows with t_next == t get
@@ -7,8 +7,8 @@ v. r stands for t_next below.
 Self-consistency targets (``splitmeanflow``, ``shortcut``) start with a row
 error near 0 (the untrained net agrees with itself), so MeanFlow's adaptive
 weight 1 / (e + eps) gives those rows weight ~1/eps and they swamp the
-flow-matching rows: their objectives default to plain MSE (adaptive_p = 0, as
-in their papers), and their targets are computed in fp32 (``FP32_TARGETS``).
+flow-matching rows: their objectives use plain MSE (adaptive_p = 0, as in
+their papers), and their targets are computed in fp32 (record ``fp32``).
 """
 
 from __future__ import annotations
@@ -16,112 +16,117 @@ from __future__ import annotations
 import torch
 
 from trainer.objectives.targets import (
-    FP32_TARGETS,
-    FUSED_TARGETS,
-    TARGETS,
-    TEACHER_TARGETS,
-    flow_matching_rows,
-    safe_span,
+    _alphaflow_fused,
     _bcast,
     alphaflow_target,
-    discrete_target,
+    clip,
+    flow_matching_rows,
+    safe_span,
+    target,
     u_and_dudt,
 )
 
 
-@TARGETS.register("splitmeanflow")
+@target(
+    "splitmeanflow",
+    uses_alpha=True,
+    fp32=True,
+    clamps=True,
+    source="SplitMeanFlow (Guo et al. 2025), Sec. 3 and Algorithm 1 (no code released)",
+)
 @torch.no_grad()
-def splitmeanflow_target(net, x_t, t, t_next, dt, velocity, device):
-    """SplitMeanFlow (Guo et al. 2025): interval splitting, no JVP.
+def splitmeanflow_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.0):
+    """SplitMeanFlow: interval splitting consistency at s = t - dt, reached by the model's own jump. No JVP.
 
-    For r < s < t, additivity of displacements gives
-        (t - r) u(x_t, t, r) = (s - r) u(x_s, s, r) + (t - s) u(x_t, t, s).
-    The split point is s = t - dt (dt = alpha (t - r): alpha is the searched
-    split fraction) and x_s = x_t - dt v lies on the conditional path, so
+    For r <= s <= t, additivity of displacements gives
+        (t - r) u(x_t, t, r) = (s - r) u(x_s, s, r) + (t - s) u(x_t, t, s),
+    with x_s = x_t - (t - s) u(x_t, t, s) the model's own jump to s. The split
+    fraction lambda = dt / (t - r) is per row: the paper draws lambda ~ U(0, 1)
+    for every row (``alpha_rows = uniform`` with alpha 1). So
         target = [(s - r) u(x_s, s, r) + dt u(x_t, t, s)] / (t - r).
-    It is AlphaFlow's discrete target with v replaced by the model's own
-    short-interval velocity u(x_t, t, s); as alpha -> 0 it tends to
-    u + alpha (u(x_t, t, t) - (t - r) du/dt|(v, 1, 0) - u). Rows with dt = 0
-    get that limit's target u(x_t, t, t) - (t - r) du/dt (one JVP).
+    dt = 0 gives u(x_t, t, r) itself (no signal); exact (target = u) for any
+    network that is its own flow map.
     """
-    span = t - t_next
-    short = net(x_t, t, t - dt)  # u(x_t, t, s)
-    far = net(x_t - _bcast(dt) * velocity, t - dt, t_next)  # u(x_s, s, r)
-    split = (_bcast(span - dt) * far + _bcast(dt) * short) / _bcast(safe_span(t, t_next))
-    cont = (dt == 0) & (span > 0)
-    if bool(cont.any()):
-        _, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
-        limit = net(x_t, t, t) - _bcast(span) * dudt
-        split = torch.where(_bcast(cont), limit, split)
-    return flow_matching_rows(t, t_next, velocity, split)
+    s = t - dt
+    short = net(x_t, t, s)  # u(x_t, t, s)
+    x_s = x_t - _bcast(dt) * short
+    far = net(x_s, s, t_next)  # u(x_s, s, r)
+    split = (_bcast(s - t_next) * far + _bcast(dt) * short) / _bcast(safe_span(t, t_next))
+    return flow_matching_rows(t, t_next, velocity, clip(split, clamp))
 
 
-@TARGETS.register("shortcut")
+@target(
+    "shortcut",
+    uses_alpha=False,
+    teacher=True,
+    fp32=True,
+    clamps=True,
+    source="Shortcut models (Frans et al. 2024); released targets_shortcut.py",
+)
 @torch.no_grad()
-def shortcut_target(net, x_t, t, t_next, dt, velocity, device):
-    """Shortcut-model self-consistency (Frans et al. 2024): one jump equals two chained half jumps.
+def shortcut_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.0):
+    """Shortcut self-consistency: one jump equals two chained half jumps. dt unused.
 
-    With the midpoint s = (t + r) / 2 and the model's own half jump
-    x_s = x_t - (t - s) u(x_t, t, s):
-        target = [u(x_t, t, s) + u(x_s, s, r)] / 2.
-    Exact (target = u) for any network that is its own flow map, e.g. the true
-    mean velocity of a point mass; flow-matching rows anchor it to data. ``dt`` is unused.
+    With the midpoint m = (t + r) / 2 and the half jump x_m = clip(x_t - (t - m) u(x_t, t, m), c):
+        target = clip([u(x_t, t, m) + u(x_m, m, r)] / 2, c).
+    The released code clips both the half-jump state and the target to +-4 and
+    computes them with the EMA model (the trainer passes the teacher as ``net``).
+    Exact (target = u) for any network that is its own flow map.
     """
     mid = 0.5 * (t + t_next)
     first = net(x_t, t, mid)
-    second = net(x_t - _bcast(t - mid) * first, mid, t_next)
-    return flow_matching_rows(t, t_next, velocity, 0.5 * (first + second))
+    second = net(clip(x_t - _bcast(t - mid) * first, clamp), mid, t_next)
+    return flow_matching_rows(t, t_next, velocity, clip(0.5 * (first + second), clamp))
 
 
-@TARGETS.register("imf")
-@torch.no_grad()
-def imf_target(net, x_t, t, t_next, dt, velocity, device):
-    """Velocity-anchored MeanFlow (the "improved MeanFlow" reformulation of the MeanFlow loss).
-
-    The loss is on the implied instantaneous velocity V = u + (t - r) sg(du/dt)
-    against v, with the JVP tangent (u(x_t, t, t), 1, 0): the model's own
-    velocity instead of the sample's v (which the model never sees at test time).
-    As a target for u: v - (t - r) du/dt|(sg u(x_t, t, t), 1, 0). It equals the
-    MeanFlow target wherever the model's velocity equals v. ``dt`` is unused.
-    """
-    own = net(x_t, t, t)
-    _, dudt = u_and_dudt(net, x_t, t, t_next, own)
-    return flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt)
-
-
-@FUSED_TARGETS.register("imf")
-def _imf_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
+def _imf_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
     with torch.no_grad():
         own = net(x_t, t, t)
     u, dudt = u_and_dudt(net, x_t, t, t_next, own)  # primal u keeps its graph
     return u, flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt).detach()
 
 
-@TARGETS.register("ema_teacher")
+@target(
+    "imf",
+    uses_alpha=False,
+    fused=_imf_fused,
+    source="ours: the 'improved MeanFlow' reformulation (JVP tangent = the model's velocity), no released code read",
+)
 @torch.no_grad()
-def ema_teacher_target(net, x_t, t, t_next, dt, velocity, device):
-    """The AlphaFlow/MeanFlow target computed by an EMA teacher (a teacher for free).
+def imf_target(net, x_t, t, t_next, dt, velocity, device):
+    """Velocity-anchored MeanFlow: v - (t - r) du/dt along (sg u(x_t, t, t), 1, 0). dt unused.
 
-    Same formula as ``alphaflow``; the trainer passes an EMA of the online
-    weights (rate ``teacher_decay``) as ``net``, so the target moves slowly
-    (as in BYOL / consistency models). With teacher_decay = 0 the teacher is the
-    online network and this is exactly ``alphaflow``.
+    The JVP tangent is the model's own velocity instead of the sample's v (which
+    the model never sees at test time). It equals the MeanFlow target wherever
+    the model's velocity equals v.
     """
-    return alphaflow_target(net, x_t, t, t_next, dt, velocity, device)
+    own = net(x_t, t, t)
+    _, dudt = u_and_dudt(net, x_t, t, t_next, own)
+    return flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt)
 
 
-@FUSED_TARGETS.register("ema_teacher")
-def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, continuous: bool, teacher=None):
-    teacher = net if teacher is None else teacher
+def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+    if teacher is None:  # the online network: exactly alphaflow
+        return _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp)
     u = net(x_t, t, t_next)
     with torch.no_grad():
-        if continuous:
-            _, dudt = u_and_dudt(teacher, x_t, t, t_next, velocity)
-            tgt = velocity - _bcast(t - t_next) * dudt
-        else:
-            tgt = discrete_target(teacher, x_t, t, t_next, dt, velocity)
-    return u, tgt
+        _, tgt = _alphaflow_fused(teacher, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp)
+    return u, tgt.detach()
 
 
-TEACHER_TARGETS.add("ema_teacher")
-FP32_TARGETS.update({"splitmeanflow", "shortcut"})
+@target(
+    "ema_teacher",
+    uses_alpha=True,
+    teacher=True,
+    clamps=True,
+    fused=_ema_teacher_fused,
+    source="ours: AlphaFlow's target from an EMA teacher, as BYOL / consistency models use one",
+)
+@torch.no_grad()
+def ema_teacher_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.0):
+    """AlphaFlow's target computed by an EMA teacher of the weights (rate ``teacher_decay``).
+
+    The trainer passes the teacher as ``net``; with teacher_decay = 0 it is the
+    online network and this is exactly ``alphaflow``.
+    """
+    return alphaflow_target(net, x_t, t, t_next, dt, velocity, device, clamp)

@@ -1,0 +1,78 @@
+"""bf16 against fp32 where it matters: the MeanFlow target's two parts and the sampler's uint8 images.
+
+``python -m trainer.bench --precision-check --device cuda --size seed`` prints one
+JSON line: the relative error of u and of the JVP term (t - r) du/dt under bf16
+autocast against fp32, and how 1,000 sampled uint8 images differ. The released
+MeanFlow port runs both in fp32; ``amp`` stays off by default until this check,
+on the protocol's network, shows bf16 is close enough.
+
+Weights: a trial checkpoint (``--checkpoint``, its EMA network) or, without one,
+the protocol's network with every weight perturbed (adaLN-Zero would otherwise
+make it output 0): labelled in the output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import torch
+
+from trainer.model import MODEL_SIZES, SmallDiT
+from trainer.objectives import TimeSpec, sample_times
+from trainer.objectives.targets import u_and_dudt
+from trainer.sampler import sample_images
+
+
+def check_net(size: str, device, checkpoint: str | None = None, time_scale: float = 1.0) -> tuple[SmallDiT, str]:
+    torch.manual_seed(0)
+    net = SmallDiT(dataclasses.replace(MODEL_SIZES[size], time_scale=time_scale)).to(device)
+    if checkpoint:
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        net.load_state_dict(state["ema"])
+        return net.eval(), f"checkpoint {checkpoint}"
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return net.eval(), "random weights (every parameter perturbed by N(0, 0.02^2))"
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
+
+def precision_check(device, size: str, batch: int, images: int, checkpoint: str | None = None) -> dict:
+    """bf16 autocast vs fp32 for u, (t - r) du/dt and ``images`` uint8 samples of the 10-step sampler."""
+    device = torch.device(device)
+    net, weights = check_net(size, device, checkpoint)
+    g = torch.Generator(device=device).manual_seed(0)
+    x0 = torch.rand(batch, 3, 32, 32, generator=g, device=device) * 2 - 1
+    x1 = torch.randn(batch, 3, 32, 32, generator=g, device=device)
+    t, r = sample_times(batch, 0.0, g, device, TimeSpec())
+    tt = t[:, None, None, None]
+    x_t, v = (1 - tt) * x0 + tt * x1, x1 - x0
+    out = {"what": "precision_check", "size": size, "device": str(device), "weights": weights, "batch": batch}
+    results = {}
+    for name, amp in (("fp32", False), ("bf16", True)):
+        net.set_attention("math")
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            u, dudt = u_and_dudt(net, x_t, t, r, v)
+        term = (t - r)[:, None, None, None] * dudt.float()
+        start = time.perf_counter()
+        net.set_attention("fused")
+        imgs = sample_images(net, images, seed=0, steps=10, batch_size=min(images, 500), amp=amp)
+        results[name] = (u.float(), term, imgs, time.perf_counter() - start)
+    (u32, term32, img32, s32), (u16, term16, img16, s16) = results["fp32"], results["bf16"]
+    diff = (img16.int() - img32.int()).abs()
+    out.update(
+        rel_err_u=round(_rel(u16, u32), 6),
+        rel_err_jvp_term=round(_rel(term16, term32), 6),
+        rel_err_target=round(_rel(v - term16, v - term32), 6),
+        images=images,
+        uint8_mean_abs_diff=round(float(diff.float().mean()), 4),
+        uint8_max_abs_diff=int(diff.max()),
+        uint8_share_differing=round(float((diff > 0).float().mean()), 6),
+        sampling_s_fp32=round(s32, 2),
+        sampling_s_bf16=round(s16, 2),
+    )
+    return out
