@@ -39,7 +39,9 @@ def target_parts(target: str) -> list:
     if rec.uses_alpha:
         obj = own_objective(target)
         sigmoid = obj is not None and OBJECTIVES[obj].alpha.name == "sigmoid"
-        parts.append(Param("alpha.gamma", Float(5.0, 50.0, log=True)) if sigmoid else Param("alpha.value", Float(0.1, 1.0)))
+        parts.append(
+            Param("alpha.gamma", Float(5.0, 50.0, log=True)) if sigmoid else Param("alpha.value", Float(0.1, 1.0))
+        )
         parts.append(Param("discrete_weight", Choice(DISCRETE_WEIGHTS)))
     if rec.teacher:
         parts.append(Param("teacher_decay", Float(0.9, 0.9999)))

@@ -41,6 +41,7 @@ TAIL = [
     "gpu",
     "seed",
     "config_hash",
+    "protocol_version",
     "versions",
     "started_at",
     "finished_at",
@@ -69,22 +70,27 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     """Completed trials with a final FID, ranked within each fid_kind, with the delta to MeanFlow.
 
     The MeanFlow FID compared against is the best ``meanflow`` baseline measured
-    with the same fid_kind in ``frame``; failing that, the protocol's 41.81 when
-    the kind is the protocol's; otherwise no delta.
+    with the same fid_kind and protocol version in ``frame``; failing that, the
+    protocol's 41.81 when the kind is the protocol's; otherwise no delta. Rows
+    written before protocol versions existed are version 1.
     """
     if frame.empty or "final_fid" not in frame:
         return pd.DataFrame(columns=["rank", *frame.columns, "meanflow_fid", "delta_vs_meanflow"])
-    frame = frame.assign(final_fid=pd.to_numeric(frame["final_fid"], errors="coerce"))
+    versions = pd.to_numeric(frame.get("protocol_version", pd.Series(index=frame.index, dtype=float)), errors="coerce")
+    frame = frame.assign(
+        final_fid=pd.to_numeric(frame["final_fid"], errors="coerce"), protocol_version=versions.fillna(1).astype(int)
+    )
     done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()].copy()
     measured = done[done.get("baseline", pd.Series(index=done.index, dtype=object)) == "meanflow"]
-    measured = measured.groupby("fid_kind")["final_fid"].min().to_dict()
+    measured = measured.groupby(["fid_kind", "protocol_version"])["final_fid"].min().to_dict()
 
-    def reference(kind):
-        if kind in measured:
-            return measured[kind]
+    def reference(kind, version):
+        if (kind, version) in measured:
+            return measured[(kind, version)]
         return MEANFLOW_REFERENCE_FID if kind == PROTOCOL_FID_KIND else math.nan
 
-    done["meanflow_fid"] = pd.Series([reference(k) for k in done["fid_kind"]], index=done.index, dtype=float)
+    refs = [reference(k, v) for k, v in zip(done["fid_kind"], done["protocol_version"])]
+    done["meanflow_fid"] = pd.Series(refs, index=done.index, dtype=float)
     done["delta_vs_meanflow"] = done["final_fid"] - done["meanflow_fid"]
     done = done.sort_values(["fid_kind", "final_fid"], kind="stable")
     done.insert(0, "rank", done.groupby("fid_kind").cumcount() + 1)

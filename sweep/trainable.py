@@ -26,6 +26,7 @@ FINAL_KEYS = (
     "fid_seconds",
     "device",
     "config_hash",
+    "protocol_version",
     "seed",
     "final_loss",
     "final_fm_mse",

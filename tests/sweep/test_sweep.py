@@ -19,9 +19,10 @@ QUICK += ["--set", "fid_samples=128", "--set", "eval_every=10", "--set", "eval_s
 def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b1", *QUICK]) == 0
     trials = pd.read_csv(tmp_path / "b1" / "trials.csv")
-    assert len(trials) == 3 and set(trials["status"]) == {"completed"}
-    assert sorted(trials["objective"]) == ["alphaflow", "meanflow", "pureflow"]
-    assert sorted(trials["baseline"]) == ["alphaflow", "meanflow", "pureflow"]
+    baselines = ["alphaflow", "meanflow", "meanflow_cifar", "pureflow"]
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    assert sorted(trials["objective"]) == baselines
+    assert sorted(trials["baseline"]) == baselines
     for col in (
         "trial_id",
         "space",
@@ -34,12 +35,14 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
         "gpu",
         "seed",
         "config_hash",
+        "protocol_version",
         "versions",
     ):
         assert col in trials and trials[col].notna().all(), col
+    assert set(trials["protocol_version"]) == {2}
     assert set(trials["fid_kind"]) == {"standin/synthetic/128/euler10"}
     board = pd.read_csv(tmp_path / "b1" / "leaderboard.csv")
-    assert list(board["rank"]) == [1, 2, 3]
+    assert list(board["rank"]) == [1, 2, 3, 4]
     assert board["final_fid"].is_monotonic_increasing
     meanflow = board.loc[board["baseline"] == "meanflow", "final_fid"].item()
     assert (board["delta_vs_meanflow"] - (board["final_fid"] - meanflow)).abs().max() < 1e-12
@@ -47,7 +50,7 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     # a second sweep into the same folder: the merged board holds both, each (config_hash, seed) once
     assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b2", "--trials", "3", *QUICK]) == 0
     merged = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert len(merged) == 3 and not merged.duplicated(["config_hash", "seed"]).any()
+    assert len(merged) == 4 and not merged.duplicated(["config_hash", "seed"]).any()
     assert (
         main(
             [
@@ -67,7 +70,7 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
         == 0
     )
     merged = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert len(merged) == 6 and list(merged["rank"]) == list(range(1, 7))
+    assert len(merged) == 7 and list(merged["rank"]) == list(range(1, 8))
 
 
 @pytest.mark.parametrize(

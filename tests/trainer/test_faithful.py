@@ -35,7 +35,7 @@ def _row_grads(net, alpha: float, weight: str):
 
 
 def test_discrete_weight_gradient_share_over_alpha():
-    """Finding 1: under p = 1, 'alpha' keeps discrete rows near a MeanFlow row's gradient; 'inv_alpha' grows ~1/alpha^2."""
+    """Finding 1: with p = 1, 'alpha' keeps discrete rows near a MeanFlow row's gradient; 'inv_alpha' ~ 1/alpha^2."""
     net = randomized_dit()
     rows = {w: [_row_grads(net, a, w) for a in (0.5, 0.1, 0.01)] for w in ("alpha", "inv_alpha")}
     released = [ratio for ratio, _ in rows["alpha"]]
@@ -53,7 +53,9 @@ def test_time_scale_reaches_the_embedding_and_the_network():
     t = torch.rand(5, dtype=torch.float64)
     torch.testing.assert_close(timestep_embedding(t, 16, 1000.0), timestep_embedding(1000.0 * t, 16, 1.0))
     half = torch.exp(-math.log(10000.0) * torch.arange(8, dtype=torch.float64) / 8)
-    torch.testing.assert_close(timestep_embedding(t, 16), torch.cat([torch.cos(t[:, None] * half), torch.sin(t[:, None] * half)], 1))
+    torch.testing.assert_close(
+        timestep_embedding(t, 16), torch.cat([torch.cos(t[:, None] * half), torch.sin(t[:, None] * half)], 1)
+    )
     from trainer.trial import build_model
 
     outs = {}
@@ -155,7 +157,9 @@ def test_bf16_autocast_runs_every_target_eager_and_compiled_on_cpu(name):
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
         net.zero_grad(set_to_none=True)
-        assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=0.05)  # bf16 rounding, not a different loss
+        assert float(loss.detach()) == pytest.approx(
+            float(ref.detach()), rel=0.05
+        )  # bf16 rounding, not a different loss
 
 
 def test_bf16_sampler_and_precision_check_on_cpu():

@@ -57,7 +57,13 @@ class TimeSampler:
 def _sorted_pair(draw):
     def pair(n, g, device, spec: TimeSpec):
         a = draw(n, g, device, spec.mean, spec.std)
-        b = draw(n, g, device, spec.mean if spec.mean_r is None else spec.mean_r, spec.std if spec.std_r is None else spec.std_r)
+        b = draw(
+            n,
+            g,
+            device,
+            spec.mean if spec.mean_r is None else spec.mean_r,
+            spec.std if spec.std_r is None else spec.std_r,
+        )
         return torch.maximum(a, b), torch.minimum(a, b)
 
     return pair
@@ -80,8 +86,10 @@ def _dyadic_pair(n, g, device, spec: TimeSpec):
     levels = spec.dyadic_levels
     per = n // levels
     # finest step first, as the released code lays them out; the rest get d = 1
-    k = torch.cat([torch.arange(levels - 1, -1, -1).repeat_interleave(per), torch.zeros(n - per * levels, dtype=torch.long)])
-    cells = (2 ** k).to(device)  # (n,) steps per unit
+    k = torch.cat(
+        [torch.arange(levels - 1, -1, -1).repeat_interleave(per), torch.zeros(n - per * levels, dtype=torch.long)]
+    )
+    cells = (2**k).to(device)  # (n,) steps per unit
     j = (torch.rand(n, generator=g, device=device) * cells).floor()  # uniform in {0 .. cells - 1}
     t = (j + 1) / cells
     return t, t - 1.0 / cells
