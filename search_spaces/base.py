@@ -187,3 +187,20 @@ def points_in(plan: Callable, fixed_of: Callable, names=None) -> dict[str, dict]
         if point is not None and resolved({"target": target, **fixed_of(target), **point}) == flat:
             out[name] = {"target": target, **point}
     return out
+
+
+def register_by_target(name: str, description: str, plan: Callable, fixed_of: Callable) -> SearchSpace:
+    """Registers a space that suggests a target, then ``plan(target)``'s parts, and fixes ``fixed_of(target)``.
+
+    Its baselines are found with :func:`points_in`.
+    """
+    from trainer.objectives import TARGETS
+
+    def define(trial):
+        target = trial.suggest_categorical("target", list(TARGETS))
+        for part in plan(target):
+            part.suggest(trial)
+        return fixed_of(target)
+
+    register(name, description, points_in(plan, fixed_of))(define)
+    return SPACES[name]

@@ -8,7 +8,7 @@ single or max; the time embedding's scale 1 (the released DiTs) or 1000
 off); bf16 autocast on or off.
 """
 
-from search_spaces.base import FAMILIES, Choice, Float, Param, Sched, points_in, register
+from search_spaces.base import FAMILIES, Choice, Float, Param, Sched, register_by_target
 from search_spaces.target_variants import LOSS, NO_ALPHA
 from trainer.config import ALPHA_ROWS
 from trainer.objectives import DISCRETE_WEIGHTS, FM_TIMES, TARGETS
@@ -45,15 +45,9 @@ def fixed_of(target: str) -> dict:
     return {} if TARGETS[target].uses_alpha else dict(NO_ALPHA)
 
 
-def define(trial):
-    target = trial.suggest_categorical("target", list(TARGETS))
-    for part in plan(target):
-        part.suggest(trial)
-    return fixed_of(target)
-
-
-register(
+register_by_target(
     "full",
     "targets x ratio_fm schedules x alpha schedules x loss weighting x time sampling",
-    points_in(plan, fixed_of),
-)(define)
+    plan,
+    fixed_of,
+)

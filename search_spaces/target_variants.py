@@ -15,7 +15,7 @@ Ranges, and why:
 - teacher_decay in [0.9, 0.9999]: an EMA horizon of 10 to 10,000 steps.
 """
 
-from search_spaces.base import Choice, Float, Param, points_in, register
+from search_spaces.base import Choice, Float, Param, register_by_target
 from trainer.objectives import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, OBJECTIVES, TARGETS
 
 NO_ALPHA = {"alpha.schedule": "constant", "alpha.value": 0.0}
@@ -61,15 +61,9 @@ def plan(target: str) -> list:
     return target_parts(target) + LOSS
 
 
-def define(trial):
-    target = trial.suggest_categorical("target", list(TARGETS))
-    for part in plan(target):
-        part.suggest(trial)
-    return fixed_of(target)
-
-
-register(
+register_by_target(
     "target_variants",
     "every registered target with its own knobs (from its record) and the loss weighting",
-    points_in(plan, fixed_of),
-)(define)
+    plan,
+    fixed_of,
+)

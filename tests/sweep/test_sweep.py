@@ -146,7 +146,7 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
     assert list(kept["final_fid"]) == list(done["final_fid"]) and set(kept["status"]) == {"completed"}
     # every baseline finished; a trial whose finish the killed driver never persisted may have run twice
     completed = after[after["status"] == "completed"]
-    assert set(completed["objective"]) == {"pureflow", "meanflow", "alphaflow"}
+    assert set(completed["objective"]) == {"pureflow", "meanflow", "alphaflow", "meanflow_cifar"}
     assert not after["status"].isin(["running", "pending"]).any()
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(board) == 3  # the same config hash and seed is ranked once
