@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import optuna
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter
+from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep.progress import RecordsCallback
@@ -19,8 +20,9 @@ from sweep.trainable import trainable
 from trainer.config import from_flat
 from trainer.runtime import atomic_write_json
 
-METRIC = "final_fid"  # what Optuna minimises; ASHA-stopped trials have none and are PRUNED there
+METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
+COST = "gpu_seconds"  # the second objective of --objectives fid,cost
 
 
 class FinalOnlyOptunaSearch(OptunaSearch):
@@ -41,23 +43,83 @@ class FinalOnlyOptunaSearch(OptunaSearch):
             super().on_trial_complete(trial_id, result, error)
 
 
+class SeedGroups(Repeater):
+    """Runs every suggested config on ``repeat`` seeds (base seed + 0 .. repeat - 1) and tells the searcher their mean.
+
+    Ray's Repeater averages with nanmean, which drops a failed seed silently;
+    here a group with any failed seed is told as failed (Optuna FAIL), never as
+    the mean of the rest. The seed goes into the trial's config as ``seed``, so
+    it is a column of its own. Groups are saved with the searcher, so a resumed
+    sweep keeps counting them.
+    """
+
+    def __init__(self, searcher, repeat: int, base_seed: int):
+        super().__init__(searcher, repeat=repeat, set_index=False)
+        self.base_seed = base_seed
+
+    def suggest(self, trial_id: str):
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            config["seed"] = self.base_seed + self._trial_id_to_group[trial_id].count() - 1
+        return config
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs):
+        group = self._trial_id_to_group.get(trial_id)
+        if group is None:  # a trial of a group this searcher never saw (restored without its state)
+            return
+        metrics = self.searcher.metric if isinstance(self.searcher.metric, list) else [self.searcher.metric]
+        ok = not error and result is not None and all(m in result for m in metrics)
+        group.report(trial_id, tuple(result[m] for m in metrics) if ok else "failed")
+        if group.finished_reporting():
+            scores = group.scores()
+            if "failed" in scores:
+                self.searcher.on_trial_complete(group.primary_trial_id, result=None, error=True)
+            else:
+                means = [sum(s[i] for s in scores) / len(scores) for i in range(len(metrics))]
+                self.searcher.on_trial_complete(group.primary_trial_id, result=dict(zip(metrics, means)))
+
+    def save(self, checkpoint_path: str):
+        import pickle
+
+        super().save(checkpoint_path)
+        with open(f"{checkpoint_path}.groups", "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str):
+        import pickle
+
+        super().restore(checkpoint_path)
+        groups = Path(f"{checkpoint_path}.groups")
+        if groups.is_file():
+            self.set_state(pickle.loads(groups.read_bytes()))
+
+
 def load_sweep_args(folder: Path) -> dict:
     return json.loads((folder / "sweep.json").read_text())
 
 
-def make_searcher(space, folder: Path, name: str, seed: int, max_concurrent: int | None):
+def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None):
+    """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
+
+    MOTPE rather than NSGA-II: NSGA-II evolves populations of ~50 per
+    generation, more trials than most sweeps here run; TPE models every trial.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The study lives in the sweep folder: `optuna-dashboard sqlite:///<folder>/optuna.db` shows it.
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    metric = settings["metric"]
+    multi = settings["objectives"] == "fid,cost"
     searcher = FinalOnlyOptunaSearch(
         space=space.define,
-        metric=METRIC,
-        mode="min",
+        metric=[metric, COST] if multi else metric,
+        mode=["min", "min"] if multi else "min",
         points_to_evaluate=space.points or None,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=settings["seed"]),
         storage=storage,
         study_name=name,
     )
+    if settings["seeds"] > 1:
+        searcher = SeedGroups(searcher, settings["seeds"], settings["seed"])
     return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
 
 
@@ -92,14 +154,42 @@ def make_scheduler(kind: str, base: dict, space):
     )
 
 
-def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
+@contextlib.contextmanager
+def ray_running(address: str | None):
+    """Ray for the block: joins ``address`` or starts a local instance (stopped after), unless one is up."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def trial_resources(args) -> dict:
+    gpus = args.gpus_per_trial
+    if gpus is None:
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    return {"cpu": args.cpus_per_trial, "gpu": gpus}
+
+
+def run_config(folder: Path, name: str, callback) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=str(folder / "ray"),
+        verbose=0,
+        callbacks=[callback],
+        sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
+        failure_config=tune.FailureConfig(max_failures=0),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+    )
+
+
+def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict) -> int:
+    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume."""
     name = folder.name
-    if args.resume:
-        saved = load_sweep_args(folder)
-        trials, seed, scheduler_kind = saved["trials"], saved["seed"], saved["scheduler"]
-    else:
-        trials = args.trials or max(3, len(space.points))
-        seed, scheduler_kind = args.seed, args.scheduler
+    if not args.resume:
         folder.mkdir(parents=True)
         atomic_write_json(
             folder / "sweep.json",
@@ -108,22 +198,16 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
                 "space": space.name,
                 "preset": preset,
                 "base": base,
-                "trials": trials,
-                "seed": seed,
-                "scheduler": scheduler_kind,
+                **settings,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=args.address, include_dashboard=False, log_to_driver=False, logging_level="warning")
-    try:
-        gpus = args.gpus_per_trial
-        if gpus is None:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    total = settings["trials"] * settings["seeds"]
+    with ray_running(args.address):
+        resources = trial_resources(args)
         table = SweepTable(folder.parent, name, space.name)
-        callback = RecordsCallback(table, space, trials, quiet=args.quiet)
-        fn = tune.with_resources(tune.with_parameters(trainable, base=base), {"cpu": args.cpus_per_trial, "gpu": gpus})
+        callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
+        fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
         path = str(folder / "ray" / "tune")
         if args.resume and tune.Tuner.can_restore(path):
             tuner = tune.Tuner.restore(
@@ -133,35 +217,31 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict) -> int:
             tuner = tune.Tuner(
                 fn,
                 tune_config=tune.TuneConfig(
-                    search_alg=make_searcher(space, folder, name, seed, args.max_concurrent),
-                    scheduler=make_scheduler(scheduler_kind, base, space),
-                    num_samples=trials,
+                    search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
+                    scheduler=make_scheduler(settings["scheduler"], base, space),
+                    num_samples=total,
                     reuse_actors=True,
                 ),
-                run_config=tune.RunConfig(
-                    name="tune",
-                    storage_path=str(folder / "ray"),
-                    verbose=0,
-                    callbacks=[callback],
-                    sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
-                    failure_config=tune.FailureConfig(max_failures=0),
-                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                ),
+                run_config=run_config(folder, "tune", callback),
             )
+        seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
         print(
-            f"sweep {name}: space {space.name}, preset {preset}, {trials} trials, "
-            f"{args.cpus_per_trial:g} CPU / {gpus:g} GPU per trial -> {folder}",
+            f"sweep {name}: space {space.name}, preset {preset}, {settings['trials']} configs{seeds}, "
+            f"{resources['cpu']:g} CPU / {resources['gpu']:g} GPU per trial -> {folder}",
             flush=True,
         )
         grid = tuner.fit()
         ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
-    finally:
-        if started:
-            ray.shutdown()
-    return summarize(folder, name, trials, ended)
+        code = summarize(folder, name, total, ended, asha=settings["scheduler"] == "asha")
+        if code == 0 and getattr(args, "confirm_top", 0):
+            from sweep.confirm import confirm
+
+            code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
+    return code
 
 
-def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5) -> int:
+def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5, asha: bool = False) -> int:
+    """Prints the ranked summary; 130 when interrupted, 1 when no trial completed, else 0."""
     table = SweepTable(folder.parent, name, "")
     table.load()
     table.save()
@@ -176,10 +256,30 @@ def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5) ->
         cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
         print(board[cols].head(top).to_string(index=False))
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
+    if asha:
+        warn_early_signal(table.frame())
     if ended < trials:
         print(
             f"interrupted: {ended} of {trials} trials finished; continue with "
             f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}"
         )
         return 130
+    if not any(r["status"] == "completed" for r in rows) and any(r["status"] in FAILED for r in rows):
+        print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
+        return 1
     return 0
+
+
+def warn_early_signal(frame, threshold: float = 0.5) -> None:
+    """ASHA prunes on intermediate FIDs: says so when they rank trials unlike the final FID does."""
+    from sweep.stats import early_signal
+
+    for row in early_signal(frame):
+        if row["spearman"] == row["spearman"] and row["spearman"] < threshold:
+            print(
+                f"warning: the intermediate FID at step {row['step']} ranks trials unlike the final FID "
+                f"(Spearman {row['spearman']:.2f}, Kendall {row['kendall']:.2f}, n={row['n']}): "
+                f"ASHA's pruning on it is not to be trusted; consider --scheduler none"
+            )
+        elif row["spearman"] != row["spearman"]:
+            print(f"note: {row['n']} completed trials at step {row['step']}: too few to check ASHA's early signal")

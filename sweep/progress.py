@@ -11,8 +11,9 @@ from ray.tune import Callback
 
 from search_spaces import SearchSpace
 from sweep.records import FAILED, SweepTable
-from sweep.trainable import FINAL_KEYS
+from sweep.trainable import FINAL_KEYS, NFE_PREFIXES, flat_params
 
+COST_KEYS = ("gpu_seconds", "train_gpu_seconds", "fid_gpu_seconds", "gpus")
 _FAILURE = re.compile(r"TrialFailure: ((diverged|oom)\b[^\n]*)")
 _DIVERGED_STEP = re.compile(r"diverged at step (\d+)")
 
@@ -34,8 +35,10 @@ def classify_error(text: str | None) -> tuple[str, str]:
 class RecordsCallback(Callback):
     """Writes trials.csv / leaderboard.csv as trials start, report and finish; prints one line per event."""
 
-    def __init__(self, table: SweepTable, space: SearchSpace, total: int, quiet: bool = False):
-        self.table, self.space, self.total, self.quiet = table, space, total, quiet
+    def __init__(
+        self, table: SweepTable, space: SearchSpace, total: int, quiet: bool = False, base: dict | None = None
+    ):
+        self.table, self.space, self.total, self.quiet, self.base = table, space, total, quiet, base or {}
         self.t0 = time.time()
 
     def setup(self, **info):
@@ -51,13 +54,19 @@ class RecordsCallback(Callback):
 
     @staticmethod
     def _params(trial) -> dict:
-        return dict(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
+        return flat_params(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        from trainer.config import from_flat
+
         params = self._params(trial)
-        self.table.update(
-            trial.trial_id, status="running", started_at=now(), baseline=self.space.baseline_of(params), **params
-        )
+        fields = {**params, "status": "running", "started_at": now(), "baseline": self.space.baseline_of(params)}
+        try:  # known at start, so a failed trial has its hash and seed too
+            cfg = from_flat({**self.base, **params})
+            fields.update(config_hash=cfg.config_hash(), seed=cfg.seed)
+        except ValueError:  # the trial fails with this message itself
+            pass
+        self.table.update(trial.trial_id, **fields)
         self.table.save()
         self._say(f"start {trial.trial_id} {params}")
 
@@ -75,13 +84,16 @@ class RecordsCallback(Callback):
         if fid is not None:
             row = self.table.rows.get(trial.trial_id, {})
             best = min(fid, row.get("best_intermediate_fid", float("inf")))
-            self.table.update(trial.trial_id, best_intermediate_fid=best, step=result["step"])
+            fields = {"best_intermediate_fid": best, f"intermediate_fid_{result['step']}": fid}
+            self.table.update(trial.trial_id, step=result["step"], **fields)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
         if "final_fid" in last:
-            fields = {k: last[k] for k in FINAL_KEYS if k in last}
+            fields = {k: last[k] for k in FINAL_KEYS + COST_KEYS if k in last}
+            fields.update({k: v for k, v in last.items() if k.startswith(NFE_PREFIXES)})
             fields["gpu"] = fields.pop("device", None)
+            fields["step"] = last.get("step")  # the final step, not the last intermediate one
             self.table.update(
                 trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"), **fields
             )

@@ -36,8 +36,16 @@ TAIL = [
     "final_loss",
     "final_fm_mse",
     "train_seconds",
+    "eval_seconds",
     "fid_seconds",
     "wall_seconds",
+    "step_ms",
+    "gpus",
+    "train_gpu_seconds",
+    "fid_gpu_seconds",
+    "gpu_seconds",
+    "gpu_hours",
+    "pareto",
     "gpu",
     "seed",
     "config_hash",
@@ -47,6 +55,33 @@ TAIL = [
     "finished_at",
 ]
 FAILED = ("diverged", "oom", "error")  # statuses of trials that failed (never ranked)
+# Measurement columns with a step count or step in their name (after the fixed ones).
+MEASURED_PREFIXES = ("intermediate_fid_", "final_fid_nfe", "fid_kind_nfe", "confirm_")
+
+
+def param_columns(frame: pd.DataFrame) -> list[str]:
+    """The trainer config keys among a table's columns (what a trial *is*), sorted."""
+    return sorted(c for c in frame.columns if c not in LEAD + TAIL and not c.startswith(MEASURED_PREFIXES))
+
+
+def row_params(row: dict) -> dict:
+    """A results row's trainer config keys, back in their types (a CSV gives 7.0 for 7, nan for unset)."""
+    import dataclasses
+
+    from trainer.config import TrainConfig
+
+    ints = {f.name for f in dataclasses.fields(TrainConfig) if f.type in ("int", int)}
+    out = {}
+    for key in param_columns(pd.DataFrame(columns=list(row))):
+        value = row[key]
+        if key == "seed" or value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if hasattr(value, "item"):  # numpy scalars from pandas
+            value = value.item()
+        if key in ints and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[key] = value
+    return out
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -61,8 +96,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Identity first, then the searched parameters (sorted), then the measurements."""
-    params = sorted(c for c in frame.columns if c not in LEAD + TAIL)
-    cols = [c for c in LEAD if c in frame] + params + [c for c in TAIL if c in frame]
+    cols = [c for c in LEAD if c in frame] + param_columns(frame) + [c for c in TAIL if c in frame]
     return frame[cols + [c for c in frame.columns if c not in cols]]
 
 
@@ -92,22 +126,97 @@ def rank(frame: pd.DataFrame) -> pd.DataFrame:
     refs = [reference(k, v) for k, v in zip(done["fid_kind"], done["protocol_version"])]
     done["meanflow_fid"] = pd.Series(refs, index=done.index, dtype=float)
     done["delta_vs_meanflow"] = done["final_fid"] - done["meanflow_fid"]
+    if "gpu_seconds" in done and "config_hash" in done:  # the whole cost of a config: every seed it ran
+        cost = pd.to_numeric(done["gpu_seconds"], errors="coerce")
+        done["gpu_hours"] = cost.groupby(done["config_hash"]).transform("sum") / 3600.0
+        done["pareto"] = False
+        for _, idx in done.groupby("fid_kind").groups.items():
+            done.loc[idx, "pareto"] = pareto_front(done.loc[idx, ["final_fid", "gpu_hours"]].to_numpy(float))
     done = done.sort_values(["fid_kind", "final_fid"], kind="stable")
     done.insert(0, "rank", done.groupby("fid_kind").cumcount() + 1)
     return done.reset_index(drop=True)
 
 
-class SweepTable:
-    """Rows of one sweep, keyed by trial id; ``save()`` rewrites its CSVs and the merged leaderboard."""
+def pareto_front(points) -> list[bool]:
+    """Which rows of ``points`` (n, k), all minimised, no other row dominates (<= everywhere, < somewhere).
 
-    def __init__(self, results_dir: Path, sweep: str, space: str):
-        self.results_dir, self.sweep, self.space = Path(results_dir), sweep, space
+    Rows with a NaN are never on the front.
+    """
+    import numpy as np
+
+    pts = np.asarray(points, dtype=float)
+    ok = ~np.isnan(pts).any(axis=1)
+    front = []
+    for i, p in enumerate(pts):
+        dominated = ok & (pts <= p).all(axis=1) & (pts < p).any(axis=1)
+        front.append(bool(ok[i] and not dominated.any()))
+    return front
+
+
+CONFIRM_COLUMNS = (
+    "n",
+    "n_failed",
+    "failed_seeds",
+    "mean_fid",
+    "ci_low",
+    "ci_high",
+    "delta_mean",
+    "delta_ci_low",
+    "delta_ci_high",
+    "p_holm",
+    "verdict",
+)
+
+
+def attach_confirmations(board: pd.DataFrame, paths) -> pd.DataFrame:
+    """Adds ``confirm_*`` columns (by config_hash) from confirm.csv files and a ``claim`` column.
+
+    Where several confirmations hold a config, the one with the most seeds wins.
+    ``claim`` says what a row may claim against MeanFlow: a confirmation's
+    verdict with the paired difference's 95% interval, or "unconfirmed" for a
+    single-seed delta below 0.
+    """
+    frames = [read_csv(p) for p in paths]
+    frames = [f for f in frames if not f.empty and "config_hash" in f]
+    if board.empty:
+        return board
+    if frames and "config_hash" in board:
+        conf = pd.concat(frames, ignore_index=True).sort_values("n", ascending=False, kind="stable")
+        conf = conf.drop_duplicates("config_hash")[["config_hash", *[c for c in CONFIRM_COLUMNS if c in conf]]]
+        conf = conf.rename(columns={c: f"confirm_{c}" for c in CONFIRM_COLUMNS})
+        board = board.drop(columns=[c for c in board if c.startswith("confirm_")]).merge(conf, "left", "config_hash")
+    board["claim"] = [_claim(row) for row in board.to_dict("records")]
+    return board
+
+
+def _claim(row: dict) -> str:
+    verdict = row.get("confirm_verdict")
+    if isinstance(verdict, str) and verdict:
+        if verdict == "reference":
+            return f"reference (n={int(row['confirm_n'])})"
+        return (
+            f"{verdict}: {row['confirm_delta_mean']:+.4g} FID, 95% CI [{row['confirm_delta_ci_low']:+.4g}, "
+            f"{row['confirm_delta_ci_high']:+.4g}] vs meanflow, n={int(row['confirm_n'])}"
+        )
+    delta = row.get("delta_vs_meanflow")
+    return "unconfirmed: one seed, no interval" if isinstance(delta, float) and delta < 0 else ""
+
+
+class SweepTable:
+    """Rows of one sweep, keyed by trial id; ``save()`` rewrites its CSVs and the merged leaderboard.
+
+    A confirmation keeps its own rows (``name="confirm"``: confirm_trials.csv, no
+    board of its own); its summary reaches the boards through confirm.csv.
+    """
+
+    def __init__(self, results_dir: Path, sweep: str, space: str, name: str = "trials"):
+        self.results_dir, self.sweep, self.space, self.name = Path(results_dir), sweep, space, name
         self.dir = self.results_dir / sweep
         self.rows: dict[str, dict] = {}
 
     @property
     def trials_csv(self) -> Path:
-        return self.dir / "trials.csv"
+        return self.dir / ("trials.csv" if self.name == "trials" else f"{self.name}_trials.csv")
 
     def load(self) -> None:
         """Reads back trials.csv (on resume): finished rows survive any crash of the driver."""
@@ -132,8 +241,17 @@ class SweepTable:
         if frame.empty:
             return
         write_csv(frame, self.trials_csv)
-        write_csv(order_columns(rank(frame)), self.dir / "leaderboard.csv")
-        merge_leaderboards(self.results_dir)
+        if self.name == "trials":
+            write_board(self.dir, frame)
+            merge_leaderboards(self.results_dir)
+
+
+def write_board(folder: Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rewrites a sweep's leaderboard.csv from its trials (default: its trials.csv) and its confirm.csv."""
+    trials = read_csv(folder / "trials.csv") if trials is None else trials
+    board = attach_confirmations(order_columns(rank(trials)), [folder / "confirm.csv"])
+    write_csv(board, folder / "leaderboard.csv")
+    return board
 
 
 def _isnan(value) -> bool:
@@ -154,6 +272,6 @@ def merge_leaderboards(results_dir: Path) -> pd.DataFrame:
         if not merged.empty and "final_fid" in merged:
             merged = merged[(merged["status"] == "completed") & merged["final_fid"].notna()]
             merged = merged.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
-            merged = order_columns(rank(merged))
+            merged = attach_confirmations(order_columns(rank(merged)), sorted(results_dir.glob("*/confirm.csv")))
             write_csv(merged, results_dir / "leaderboard.csv")
         return merged

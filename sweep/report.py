@@ -2,9 +2,12 @@
 
     python -m sweep.report --results-dir results --name alpha_schedules-20261127-101500
 
-Sections: the ranked leaderboard with the MeanFlow baseline marked; FID per trial
-in completion order with the best so far; alpha(k) and ratio_fm(k) of the top 5
-beside the baselines'; intermediate-FID curves; Optuna parameter importances;
+Sections: the ranked leaderboard with the MeanFlow baseline marked (and each
+config's claim against it); the confirmation (intervals over fresh seeds, paired
+verdicts); FID against GPU-hours with the Pareto front; FID per trial in
+completion order with the best so far; alpha(k) and ratio_fm(k) of the top 5
+beside the baselines'; intermediate-FID curves and how well each intermediate
+FID predicts the final one (Spearman, Kendall); Optuna parameter importances;
 sample grids of the top 3 and of the baselines.
 """
 
@@ -21,7 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sweep.records import read_csv, rank  # noqa: E402
+from sweep.records import attach_confirmations, pareto_front, read_csv, rank  # noqa: E402
+from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
 from trainer.cli import Parser, usage_error  # noqa: E402
 from trainer.objectives.named import KNOWN  # noqa: E402
@@ -55,6 +59,39 @@ def plot_leaderboard(board: pd.DataFrame, out: Path) -> Path:
     ax.set_xlabel(f"final FID ({board['fid_kind'].iloc[0]})  - lower is better")
     ax.set_title("Leaderboard (green: searched, red: MeanFlow, blue: AlphaFlow, grey: pure flow)")
     return _save(fig, out / "leaderboard.png")
+
+
+def config_costs(board: pd.DataFrame) -> pd.DataFrame:
+    """One point per config: its mean final FID over seeds, its GPU-hours, and whether it is on the Pareto front."""
+    per = board.groupby("config_hash").agg(
+        final_fid=("final_fid", "mean"), gpu_hours=("gpu_hours", "first"), label=("trial_id", "first")
+    )
+    per["label"] = [
+        b if isinstance(b, str) else t for b, t in zip(board.groupby("config_hash")["baseline"].first(), per["label"])
+    ]
+    per["pareto"] = pareto_front(per[["final_fid", "gpu_hours"]].to_numpy(float))
+    return per.reset_index()
+
+
+def plot_cost(per: pd.DataFrame, out: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.plot(per["gpu_hours"], per["final_fid"], "o", color="#9467bd", alpha=0.6, label="config (mean over seeds)")
+    front = per[per["pareto"]].sort_values("gpu_hours")
+    ax.plot(front["gpu_hours"], front["final_fid"], "-o", color="#d62728", label="Pareto front")
+    for _, row in front.iterrows():
+        ax.annotate(
+            str(row["label"]),
+            (row["gpu_hours"], row["final_fid"]),
+            fontsize=8,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    ax.set_xlabel("GPU-hours per config (all its seeds; a CPU trial counts as one device)")
+    ax.set_ylabel("final FID")
+    ax.set_title("What does quality cost?")
+    ax.ticklabel_format(useOffset=False)
+    ax.legend()
+    return _save(fig, out / "cost.png")
 
 
 def plot_progress(trials: pd.DataFrame, out: Path) -> Path:
@@ -127,7 +164,7 @@ def build(folder: Path) -> Path:
         raise FileNotFoundError(f"{folder / 'trials.csv'} has no trials yet")
     out = folder / "report"
     out.mkdir(exist_ok=True)
-    board = rank(trials)
+    board = attach_confirmations(rank(trials), [folder / "confirm.csv"])
     parts = [
         f"<h1>Sweep {html.escape(folder.name)}</h1>",
         f"<p>{len(trials)} trials: "
@@ -141,6 +178,40 @@ def build(folder: Path) -> Path:
             "<h2>Leaderboard</h2>",
             _img(plot_leaderboard(board, out), "leaderboard"),
             _table(board.head(TOP)),
+        ]
+        confirm = read_csv(folder / "confirm.csv")
+        if not confirm.empty:
+            parts += [
+                "<h2>Confirmation on fresh seeds</h2>",
+                f"<p>{html.escape(str(confirm['test'].iloc[0]))}, level {confirm['level'].iloc[0]}; "
+                "intervals are 95% t-intervals over seeds.</p>",
+                _frame_table(
+                    confirm,
+                    [
+                        "label",
+                        "n",
+                        "n_failed",
+                        "mean_fid",
+                        "ci_low",
+                        "ci_high",
+                        "delta_mean",
+                        "delta_ci_low",
+                        "delta_ci_high",
+                        "p_holm",
+                        "verdict",
+                    ],
+                ),
+            ]
+        if "gpu_hours" in board and board["gpu_hours"].notna().any():
+            parts += ["<h2>Cost</h2>", _img(plot_cost(config_costs(board), out), "cost")]
+        signal = pd.DataFrame(early_signal(trials))
+        parts += [
+            "<h2>Is the early signal worth pruning on?</h2>",
+            _frame_table(signal, ["step", "n", "spearman", "kendall"])
+            if len(signal)
+            else "<p>No intermediate FIDs in this sweep.</p>",
+        ]
+        parts += [
             "<h2>Search progress</h2>",
             _img(plot_progress(trials, out), "progress"),
         ]
@@ -184,9 +255,24 @@ def build(folder: Path) -> Path:
 def _table(board: pd.DataFrame) -> str:
     cols = [
         c
-        for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "target", "objective")
+        for c in (
+            "rank",
+            "trial_id",
+            "baseline",
+            "final_fid",
+            "delta_vs_meanflow",
+            "claim",
+            "seed",
+            "target",
+            "objective",
+        )
         if c in board
     ] + sorted(c for c in board if c.startswith(("alpha.", "ratio_fm.")))
+    return _frame_table(board, cols)
+
+
+def _frame_table(board: pd.DataFrame, cols: list[str]) -> str:
+    cols = [c for c in cols if c in board]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     rows = []
     for _, row in board[cols].iterrows():

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
+from sweep.records import row_params
 from trainer.config import TrainConfig, from_flat
 from trainer.objectives import make_traj_params
-
-_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def config_of(row: dict) -> TrainConfig:
     """Rebuilds a trial's config from its results row (the searched and fixed keys are columns)."""
-    flat = {
-        k: v
-        for k, v in row.items()
-        if (k in _FIELDS or k == "objective" or k.startswith(("alpha.", "ratio_fm.")))
-        and not (isinstance(v, float) and math.isnan(v))
-    }
-    for key in ("steps", "seed", "batch_size"):
-        if key in flat:
-            flat[key] = int(flat[key])
-    return from_flat(flat)
+    return from_flat(row_params(row))
 
 
 def curves_of(cfg: TrainConfig, points: int = 201) -> dict:

@@ -17,18 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth token under $HOME
-# Intermediate reports carry intermediate_fid, the last one final_fid: each metric
-# is absent from some results by design, which Tune's strict check would reject.
-os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-os.environ.setdefault(
-    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0"
-)  # checkpoints per eval: expected
-
 from search_spaces import SPACES  # noqa: E402
 from trainer.cli import Parser, usage_error, parse_sets  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
+
+
+SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives")
+OLD_SWEEP_SETTINGS = {"seeds": 1, "metric": "final_fid", "objectives": "fid"}  # sweep.json written before these
 
 
 class UsageError(ValueError):
@@ -56,7 +51,19 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the search (TPE) and of every trial")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search (TPE) and of every trial (the first)")
+    p.add_argument(
+        "--seeds", type=int, default=1, help="run every suggested config on this many seeds; Optuna is told their mean"
+    )
+    p.add_argument(
+        "--objectives",
+        choices=["fid", "fid,cost"],
+        default="fid",
+        help="fid,cost: a multi-objective study of FID and GPU-seconds (its Pareto front)",
+    )
+    p.add_argument("--metric", default="final_fid", help="what Optuna minimises: final_fid or final_fid_nfe<k>")
+    p.add_argument("--confirm-top", type=int, default=0, help="after the search, confirm the top K configs")
+    p.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds per config for --confirm-top")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (on every node)")
@@ -119,6 +126,35 @@ def check_args(args: argparse.Namespace) -> Path:
     return folder
 
 
+def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
+    """The search's own settings (saved in sweep.json), each checked before Ray starts."""
+    from trainer.config import from_flat
+
+    if args.seeds < 1:
+        raise UsageError(f"--seeds {args.seeds} must be at least 1")
+    if args.seeds > 1 and args.scheduler == "asha":
+        raise UsageError("--seeds > 1 cannot go with --scheduler asha: ASHA would stop single seeds of a config")
+    if args.confirm_top < 0:
+        raise UsageError(f"--confirm-top {args.confirm_top} must be 0 (off) or a number of configs")
+    if args.confirm_top and args.confirm_seeds < 2:
+        raise UsageError(f"--confirm-seeds {args.confirm_seeds} must be at least 2 (an interval needs two seeds)")
+    nfe = from_flat(base).fid_nfe
+    metrics = ["final_fid"] + [f"final_fid_nfe{k}" for k in nfe]
+    if args.metric not in metrics:
+        raise UsageError(
+            f"--metric {args.metric!r} is not measured; choose one of: {', '.join(metrics)} "
+            "(add step counts with --set fid_nfe=1,2)"
+        )
+    return {
+        "trials": args.trials or max(3, len(space.points)),
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "scheduler": args.scheduler,
+        "metric": args.metric,
+        "objectives": args.objectives,
+    }
+
+
 def base_config(args: argparse.Namespace, preset: str) -> dict:
     base = {"preset": preset, "seed": args.seed, "data_dir": str(Path(args.data_dir).absolute())}
     if args.steps is not None:
@@ -167,15 +203,17 @@ def main(argv=None) -> int:
             saved = load_sweep_args(folder)
             preset, space = saved["preset"], SPACES[saved["space"]]
             base = saved["base"]
+            settings = {**OLD_SWEEP_SETTINGS, **{k: saved[k] for k in SETTING_KEYS if k in saved}}
         else:
             preset, space = pick_preset(args.preset), SPACES[args.space]
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
+            settings = sweep_settings(args, space, base)
     except UsageError as e:
         return usage_error(str(e))
     from sweep.driver import run_sweep
 
-    return run_sweep(args, folder, space, preset, base)
+    return run_sweep(args, folder, space, preset, base, settings)
 
 
 if __name__ == "__main__":

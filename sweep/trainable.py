@@ -24,6 +24,8 @@ FINAL_KEYS = (
     "wall_seconds",
     "train_seconds",
     "fid_seconds",
+    "eval_seconds",
+    "step_ms",
     "device",
     "config_hash",
     "protocol_version",
@@ -33,14 +35,46 @@ FINAL_KEYS = (
 )
 
 
+NFE_PREFIXES = ("final_fid_nfe", "fid_kind_nfe")  # one column each per fid_nfe step count
+
+
+def gpus_held(ctx) -> float:
+    """The GPUs this trial's resources hold (a fraction when GPUs are shared)."""
+    try:
+        return float(ctx.get_trial_resources().required_resources.get("GPU", 0.0))
+    except AttributeError:  # no resources known (a plain function call in tests)
+        return 0.0
+
+
+def costs(result: dict, gpus: float) -> dict:
+    """Device-seconds of a trial: wall seconds x GPUs held, training and FID apart.
+
+    A CPU-only trial counts as one device, so its cost is its seconds on the
+    machine named by the ``gpu`` column: a CPU sweep's costs compare with each
+    other, not with a GPU sweep's.
+    """
+    devices = gpus if gpus > 0 else 1.0
+    train = result["train_seconds"] * devices
+    fid = (result["fid_seconds"] + result.get("eval_seconds", 0.0)) * devices  # intermediate FIDs are FID work
+    return {"train_gpu_seconds": train, "fid_gpu_seconds": fid, "gpu_seconds": train + fid, "gpus": gpus}
+
+
 class TrialFailure(RuntimeError):
     """A trial that failed in a known way; the message starts with its status."""
+
+
+JOB = "__job__"  # a confirmation run's whole config, nested under one key of Tune's grid
+
+
+def flat_params(config: dict) -> dict:
+    """A trial's own flat keys: a nested confirmation job unpacked."""
+    return {**config.get(JOB, {}), **{k: v for k, v in config.items() if k != JOB}}
 
 
 def trial_config(config: dict, base: dict, out_dir: Path, checkpoint_dir: Path):
     from trainer.config import from_flat
 
-    flat = {**base, **config, "out_dir": str(out_dir), "checkpoint_dir": str(checkpoint_dir)}
+    flat = {**base, **flat_params(config), "out_dir": str(out_dir), "checkpoint_dir": str(checkpoint_dir)}
     flat.setdefault("checkpoint_every", from_flat(flat).eval_every)
     return from_flat(flat)
 
@@ -78,6 +112,8 @@ def trainable(config: dict, base: dict) -> None:
         torch.cuda.empty_cache()  # free the device for the next trial on this worker
         raise TrialFailure(f"oom: {str(e).splitlines()[0][:200]}") from None
     final = {k: result[k] for k in FINAL_KEYS if k in result}
+    final.update({k: v for k, v in result.items() if k.startswith(NFE_PREFIXES)})
+    final.update(costs(result, gpus_held(ctx)))
     final["versions"] = json.dumps(result["versions"], sort_keys=True)
     final["step"] = cfg.steps
     tune.report(final)

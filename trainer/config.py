@@ -54,6 +54,9 @@ HASH_NEUTRAL = {
 # Targets whose math changed in protocol 2, and the clamp that now spares
 # flow-matching and JVP rows: their hashes carry a marker.
 CHANGED_IN_2 = ("splitmeanflow", "shortcut")
+# Keys that say where, how fast or with which seed a config runs, or what else is
+# measured: not part of what a config *is*.
+NOT_HASHED = ("out_dir", "checkpoint_dir", "checkpoint_every", "data_dir", "fid_cache", "device", "seed", "fid_nfe")
 
 # The research protocol: 10,000 steps at batch 128 of the ~40M SmallDiT on
 # CIFAR-10, scored by clean-fid on 50k samples of a 10-step Euler sampler.
@@ -131,7 +134,8 @@ class TrainConfig:
     fid_samples: int = 512  # samples for the final FID (50k at the protocol)
     fid_mode: str = "standin"  # clean-fid (protocol) | standin (offline smoke scoring)
     fid_cache: str = ""  # folder with Inception weights and reference stats ('' = env or default)
-    sample_steps: int = 10  # Euler steps of the sampler
+    sample_steps: int = 10  # Euler steps of the sampler (the protocol's FID)
+    fid_nfe: tuple = ()  # more step counts to score the same EMA network at, e.g. (1, 2): final_fid_nfe1 ...
     # --- execution ---
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = True  # torch.compile the training step and the sampler (GPU)
@@ -155,7 +159,11 @@ class TrainConfig:
         return out
 
     def config_hash(self) -> str:
-        """Hash of everything that changes the result (not where it is written).
+        """Hash of everything that changes the trained network (not where it is written, not the seed).
+
+        The seed is left out so one config run on several seeds groups by hash
+        (the seed is a column of its own); so is ``fid_nfe``, which adds scores
+        of the same network without changing it.
 
         Keys at their ``HASH_NEUTRAL`` value are left out, and behaviour that
         changed in protocol 2 without a key of its own adds a marker: a config
@@ -164,8 +172,7 @@ class TrainConfig:
         flat = {
             k: v
             for k, v in self.to_flat().items()
-            if k not in ("out_dir", "checkpoint_dir", "data_dir", "fid_cache", "device")
-            and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])
+            if k not in NOT_HASHED and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])
         }
         if self.target in CHANGED_IN_2:
             flat["target_revision"] = 2
@@ -233,12 +240,38 @@ def from_flat(flat: dict) -> TrainConfig:
                 f"unknown config key {key!r}; known keys: {', '.join(names + ['objective'])} "
                 f"and ratio_fm.<param>, alpha.<param>"
             )
+    if "fid_nfe" in kwargs:
+        kwargs["fid_nfe"] = parse_nfe(kwargs["fid_nfe"])
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for prefix, params in specs.items():
         if params:
             name = params.pop("schedule", defaults[prefix].name)
             kwargs[prefix] = ScheduleSpec(name, params)
     return TrainConfig(**kwargs)
+
+
+def parse_nfe(value) -> tuple:
+    """fid_nfe as a sorted tuple of step counts: 2, (1, 2), [1, 2], '1,2' or '(1, 2)' (a CSV's text)."""
+    items = value
+    if isinstance(value, str):
+        items = [v for v in value.strip("()[] ").replace(" ", "").split(",") if v]
+    elif not isinstance(value, (tuple, list)):
+        items = [value]
+    out = []
+    for item in items:
+        try:
+            k = int(item)
+        except (TypeError, ValueError):
+            k = None
+        if (
+            k is None
+            or isinstance(item, bool)
+            or (isinstance(item, float) and not item.is_integer())
+            or not 1 <= k <= 1000
+        ):
+            raise ValueError(f"fid_nfe={value!r} must be step counts from 1 to 1000, e.g. fid_nfe=1,2,10")
+        out.append(k)
+    return tuple(sorted(set(out)))
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -286,4 +319,6 @@ def validate(cfg: TrainConfig) -> None:
         raise ValueError(f"teacher_decay={cfg.teacher_decay} must be in [0, 1)")
     if not cfg.adaptive_eps > 0 or cfg.adaptive_p < 0:
         raise ValueError(f"adaptive weighting needs eps > 0 and p >= 0, got eps={cfg.adaptive_eps}, p={cfg.adaptive_p}")
+    if cfg.fid_nfe != parse_nfe(cfg.fid_nfe):
+        raise ValueError(f"fid_nfe={cfg.fid_nfe!r} must be a sorted tuple of distinct step counts, e.g. (1, 2, 10)")
     make_traj_params(cfg.ratio_fm, cfg.alpha)  # checks names, parameters and the [0, 1] range

@@ -55,6 +55,7 @@ FIELDS = {
     "fid_mode": "the protocol: clean-fid against CIFAR-10 train",
     "fid_cache": "ours: $MEANFLOW_FID_CACHE or ~/.cache/meanflow-sweep/fid",
     "sample_steps": "the protocol: 10-step Euler",
+    "fid_nfe": "ours: none beyond the protocol's; MeanFlow's point is 1- and 2-step generation (--set fid_nfe=1,2)",
     "device": "ours: CUDA when visible",
     "compile": "ours: torch.compile on GPU (speed only; compiled and eager agree in tests)",
     "amp": f"{PY_MF} meanflow.py and eval_loop.py run the JVP and sampling with autocast off; bf16 stays opt-in "

@@ -131,8 +131,8 @@ class Trial:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
-        cfg, start = self.cfg, time.perf_counter()
-        t_last, k_last = start, self.step
+        cfg, start, first = self.cfg, time.perf_counter(), self.step
+        t_last, k_last, eval_s = start, self.step, 0.0
         for k in range(self.step, cfg.steps):
             self.train_step(k)
             self.step = k + 1
@@ -144,14 +144,22 @@ class Trial:
                 now = time.perf_counter()
                 self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
                 t_last, k_last = time.perf_counter(), self.step
-        train_s = time.perf_counter() - start
-        return self.finish(self.score(cfg.fid_samples), train_s)
+                eval_s += t_last - now
+        loop_s = time.perf_counter() - start
+        main = self.score(cfg.fid_samples)
+        extra = {k: main if k == cfg.sample_steps else self.score(cfg.fid_samples, k) for k in cfg.fid_nfe}
+        return self.finish(main, extra, train_s=loop_s - eval_s, eval_s=eval_s, steps_run=cfg.steps - first)
 
-    def score(self, n: int):
+    def score(self, n: int, sample_steps: int | None = None):
         """FID of ``n`` samples of the EMA network (the sampler's seeded noise: the same for every call)."""
         cfg = self.cfg
         return self.scorer.score_model(
-            self.sampler_net, n, seed=cfg.seed, sample_steps=cfg.sample_steps, batch_size=SAMPLE_BATCH, amp=self.amp
+            self.sampler_net,
+            n,
+            seed=cfg.seed,
+            sample_steps=sample_steps or cfg.sample_steps,
+            batch_size=SAMPLE_BATCH,
+            amp=self.amp,
         )
 
     def evaluate(self, steps_per_s: float) -> None:
@@ -171,10 +179,13 @@ class Trial:
         if self.report:
             self.report(dict(metrics))
 
-    def finish(self, res, train_s: float) -> dict:
+    def finish(self, res, extra: dict, train_s: float, eval_s: float, steps_run: int) -> dict:
+        """The trial's result. Seconds are this process's (a resumed trial counts from its checkpoint):
+        ``train_seconds`` training steps only, ``eval_seconds`` intermediate FIDs, ``fid_seconds`` every final FID."""
         cfg = self.cfg
         track = self.track.cpu()
         every = max(1, cfg.steps // 100)
+        fid_s = res.seconds + sum(r.seconds for k, r in extra.items() if k != cfg.sample_steps)
         result = {
             "status": "completed",
             "config": cfg.to_flat(),
@@ -187,9 +198,13 @@ class Trial:
             "final_fid": res.fid,
             "fid_kind": res.fid_kind,
             "fid_samples": res.num_samples,
-            "fid_seconds": res.seconds,
+            **{f"final_fid_nfe{k}": r.fid for k, r in extra.items()},
+            **{f"fid_kind_nfe{k}": r.fid_kind for k, r in extra.items()},
+            "fid_seconds": fid_s,
             "train_seconds": train_s,
-            "wall_seconds": train_s + res.seconds,
+            "eval_seconds": eval_s,
+            "step_ms": 1000.0 * train_s / steps_run if steps_run else None,
+            "wall_seconds": train_s + eval_s + fid_s,
             "best_intermediate_fid": min(
                 (m["intermediate_fid"] for m in self.intermediate if "intermediate_fid" in m), default=None
             ),

@@ -30,14 +30,17 @@ def test_report_has_every_section_and_valid_pngs(sweep_folder):
         "Intermediate FID",
         "Samples (64 each",
         "Parameter importances",
+        "Cost",
+        "Is the early signal worth pruning on?",
     ):
         assert f"<h2>{section}" in page, section
     assert 'class="meanflow"' in page  # the baseline is marked in the table
-    for name in ("leaderboard", "progress", "schedules", "curves", "importances"):
+    assert "<th>spearman</th>" in page and "<th>kendall</th>" in page  # with its n, per intermediate step
+    for name in ("leaderboard", "progress", "schedules", "curves", "importances", "cost"):
         png = sweep_folder / "report" / f"{name}.png"
         assert png.read_bytes()[:8] == PNG, name
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) >= 7  # five figures and at least two sample grids (top trials and baselines)
+    assert len(images) >= 8  # six figures and at least two sample grids (top trials and baselines)
     assert "http://" not in page and "https://" not in page  # opens with no network
 
 

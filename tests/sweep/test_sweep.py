@@ -40,6 +40,8 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     ):
         assert col in trials and trials[col].notna().all(), col
     assert set(trials["protocol_version"]) == {2}
+    assert (trials["gpu_seconds"] > 0).all() and (trials["step_ms"] > 0).all()  # cost: CPU trials count as one device
+    assert (trials["gpu_seconds"] - trials["train_gpu_seconds"] - trials["fid_gpu_seconds"]).abs().max() < 1e-9
     assert set(trials["fid_kind"]) == {"standin/synthetic/128/euler10"}
     board = pd.read_csv(tmp_path / "b1" / "leaderboard.csv")
     assert list(board["rank"]) == [1, 2, 3, 4]
@@ -82,6 +84,11 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
         (["--resume", "--name", "ghost"], "there is no sweep 'ghost'"),
         (["--set", "ratio_fm.value=2"], "reaches 2"),
         (["--set", "bogus_key=1"], "unknown config key 'bogus_key'"),
+        (["--seeds", "0"], "--seeds 0 must be at least 1"),
+        (["--seeds", "2", "--scheduler", "asha"], "--seeds > 1 cannot go with --scheduler asha"),
+        (["--metric", "final_fid_nfe1"], "--metric 'final_fid_nfe1' is not measured; choose one of: final_fid"),
+        (["--confirm-top", "2", "--confirm-seeds", "1"], "--confirm-seeds 1 must be at least 2"),
+        (["--objectives", "cost"], "invalid choice: 'cost'"),
     ],
 )
 def test_bad_input_exits_2_with_one_sentence_and_writes_nothing(tmp_path, capsys, args, message):
@@ -149,14 +156,14 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
     assert set(completed["objective"]) == {"pureflow", "meanflow", "alphaflow", "meanflow_cifar"}
     assert not after["status"].isin(["running", "pending"]).any()
     board = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert len(board) == 3  # the same config hash and seed is ranked once
+    assert len(board) == 4  # the same config hash and seed is ranked once
 
 
 def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path):
     import optuna
 
     args = sweep_args("baselines", tmp_path, "d", 30, "--trials", "1", lr="1e30", eval_every=0)
-    assert main(args) == 0
+    assert main(args) == 1  # every trial failed
     trials = pd.read_csv(tmp_path / "d" / "trials.csv")
     assert list(trials["status"]) == ["diverged"]
     assert 0 < trials["diverged_step"].item() < 30 and "loss became" in trials["error"].item()
@@ -164,3 +171,21 @@ def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_sessi
     study = optuna.load_study(study_name="d", storage=f"sqlite:///{tmp_path / 'd' / 'optuna.db'}")
     ran = [t.state for t in study.trials if t.state != optuna.trial.TrialState.WAITING]  # WAITING: unused baselines
     assert ran == [optuna.trial.TrialState.FAIL]
+
+
+def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_session, tmp_path):
+    import optuna
+
+    args = sweep_args("ratio_fm_schedules", tmp_path, "s", 12, "--trials", "2", "--seeds", "2", fid_samples=64)
+    assert main([*args, "--set", "eval_every=0"]) == 0
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"completed"}
+    groups = trials.groupby("config_hash")
+    assert groups.ngroups == 2 and all(sorted(g["seed"]) == [0, 1] for _, g in groups)
+    assert all(g["final_fid"].nunique() == 2 for _, g in groups)  # the seed changes the FID, not the hash
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'optuna.db'}")
+    told = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    assert told == pytest.approx(sorted(groups["final_fid"].mean()))
+    board = pd.read_csv(tmp_path / "s" / "leaderboard.csv")
+    one = board[board["config_hash"] == board["config_hash"].iloc[0]]
+    assert one["gpu_hours"].iloc[0] == pytest.approx(one["gpu_seconds"].sum() / 3600)  # a config's seeds together

@@ -1,0 +1,234 @@
+"""Confirm a sweep's best configs on fresh seeds: ``python -m sweep.confirm --name SWEEP --top K --seeds S``.
+
+Re-runs the K configs with the lowest mean final FID and every baseline of the
+sweep's space on S fresh seeds, the same seeds for all of them (paired), and
+writes ``<sweep>/confirm.csv``: per config n, mean FID, std, a 95% t-interval,
+and the paired difference to MeanFlow (mean and 95% interval), a paired t-test
+with Holm's correction over every config compared, and a verdict (better,
+worse, no difference). The verdict columns reach the sweep's leaderboard.csv
+and the merged one (``confirm_*`` and ``claim``). Also ``sweep.run ...
+--confirm-top K --confirm-seeds S`` after the search.
+
+Resume: rerun the same command; finished and failed seeds are kept
+(``confirm_trials.csv``), interrupted ones run again. A failed seed is
+reported in ``n_failed`` / ``failed_seeds``, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sweep.records import FAILED, SweepTable, merge_leaderboards, read_csv, row_params, write_board, write_csv
+from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
+from trainer.cli import Parser, usage_error
+from trainer.runtime import atomic_write_json
+
+REFERENCE = "meanflow"
+
+
+def configs_to_confirm(folder: Path, space, base: dict, top: int) -> list[dict]:
+    """Every baseline of a sweep's space and its K best other configs (by mean final FID over their seeds)."""
+    from trainer.config import from_flat
+
+    out: dict[str, dict] = {}
+    for name, params in baseline_params(space).items():
+        out.setdefault(from_flat({**base, **params}).config_hash(), {"label": name, "baseline": name, "params": params})
+    if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
+        params = {"objective": REFERENCE}
+        out.setdefault(
+            from_flat({**base, **params}).config_hash(), {"label": REFERENCE, "baseline": REFERENCE, "params": params}
+        )
+    trials = read_csv(folder / "trials.csv")
+    if not trials.empty and "final_fid" in trials:
+        done = trials[trials["status"] == "completed"]
+        params = [row_params(r) for r in done.to_dict("records")]
+        hashes = pd.Series([from_flat({**base, **p}).config_hash() for p in params], index=done.index)
+        means = done["final_fid"].groupby(hashes).mean().sort_values(kind="stable")
+        searched = [h for h in means.index if h not in out]  # the baselines are confirmed anyway
+        for rank, h in enumerate(searched[:top], 1):
+            out[h] = {"label": f"top{rank}", "baseline": None, "params": params[list(hashes).index(h)]}
+    return [{"config_hash": h, **c} for h, c in out.items()]
+
+
+def baseline_params(space) -> dict[str, dict]:
+    """Each baseline point of a space as the full params its first trial ran with (suggested + fixed keys)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = {}
+    for name, point in zip(space.point_names, space.points):
+        study = optuna.create_study()
+        study.enqueue_trial(point)
+        trial = study.ask()
+        fixed = space.define(trial)
+        out[name] = {**trial.params, **fixed}
+    return out
+
+
+def load_plan(folder: Path, space, base: dict, top: int, seeds: int) -> dict:
+    """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
+    path = folder / "confirm.json"
+    if path.is_file():
+        plan = json.loads(path.read_text())
+        if (plan["top"], len(plan["seeds"])) != (top, seeds):
+            raise ValueError(
+                f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])}; "
+                "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
+            )
+        return plan
+    used = pd.to_numeric(read_csv(folder / "trials.csv").get("seed", pd.Series(dtype=float)), errors="coerce")
+    first = int(used.max()) + 1 if used.notna().any() else int(base.get("seed", 0)) + 1
+    plan = {
+        "top": top,
+        "seeds": list(range(first, first + seeds)),  # fresh: none of them ran in the search
+        "configs": configs_to_confirm(folder, space, base, top),
+        "level": LEVEL,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_json(path, plan)
+    return plan
+
+
+def summarize_confirmation(rows: list[dict], plan: dict) -> pd.DataFrame:
+    """One row per config: its interval over seeds and its paired comparison with MeanFlow."""
+    seeds, level = plan["seeds"], plan["level"]
+    by_hash: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        by_hash.setdefault(row.get("config_hash"), {})[int(row["seed"])] = row
+
+    def fids(h):
+        runs = by_hash.get(h, {})
+        return [runs[s]["final_fid"] if s in runs and runs[s]["status"] == "completed" else None for s in seeds]
+
+    ref = next(c for c in plan["configs"] if c["baseline"] == REFERENCE)
+    ref_fids = fids(ref["config_hash"])
+    out = []
+    for c in plan["configs"]:
+        runs, values = by_hash.get(c["config_hash"], {}), fids(c["config_hash"])
+        failed = [s for s in seeds if s in runs and runs[s]["status"] in FAILED]
+        kinds = {r.get("fid_kind") for r in runs.values() if r.get("fid_kind")}
+        interval, paired = t_interval(values, level), paired_test(values, ref_fids, level)
+        out.append(
+            {
+                "label": c["label"],
+                "baseline": c["baseline"],
+                "config_hash": c["config_hash"],
+                "fid_kind": ";".join(sorted(kinds)),
+                "n": interval.n,
+                "n_failed": len(failed),
+                "failed_seeds": ";".join(map(str, failed)),
+                "mean_fid": interval.mean,
+                "std_fid": interval.std,
+                "ci_low": interval.low,
+                "ci_high": interval.high,
+                "delta_mean": paired.diff.mean,
+                "delta_ci_low": paired.diff.low,
+                "delta_ci_high": paired.diff.high,
+                "p_value": math.nan if c is ref else paired.p_value,
+                "seeds": ";".join(map(str, seeds)),
+            }
+        )
+    adjusted = holm([r["p_value"] for r in out])
+    compared = sum(not math.isnan(p) for p in adjusted)
+    for r, p in zip(out, adjusted):
+        is_ref = r["config_hash"] == ref["config_hash"]
+        r["p_holm"] = p
+        r["verdict"] = "reference" if is_ref else verdict(r["delta_mean"], p, level)
+        r["level"] = level
+        r["test"] = f"paired t-test vs {REFERENCE} over shared seeds, Holm over {compared}"
+    return pd.DataFrame(out).sort_values("mean_fid", kind="stable").reset_index(drop=True)
+
+
+def confirm(args, folder: Path, top: int, seeds: int) -> int:
+    """Runs (or resumes) a confirmation; 0 when every seed ended, 130 when interrupted."""
+    from ray import tune
+
+    from search_spaces import SPACES
+    from sweep.driver import load_sweep_args, ray_running, run_config, trial_resources
+    from sweep.progress import RecordsCallback
+    from sweep.trainable import JOB, trainable
+
+    saved = load_sweep_args(folder)
+    space, base = SPACES[saved["space"]], saved["base"]
+    plan = load_plan(folder, space, base, top, seeds)
+    table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
+    table.load()
+    ended = {
+        (r.get("config_hash"), int(r["seed"])) for r in table.rows.values() if r["status"] in ("completed", *FAILED)
+    }
+    jobs = [
+        {**c["params"], "seed": s} for c in plan["configs"] for s in plan["seeds"] if (c["config_hash"], s) not in ended
+    ]
+    total = len(plan["configs"]) * len(plan["seeds"])
+    print(
+        f"confirm {folder.name}: {len(plan['configs'])} configs x seeds {plan['seeds']}, "
+        f"{total - len(jobs)} of {total} runs already ended",
+        flush=True,
+    )
+    if jobs:
+        with ray_running(getattr(args, "address", None)):
+            fn = tune.with_resources(tune.with_parameters(trainable, base=base), trial_resources(args))
+            callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
+            tuner = tune.Tuner(
+                fn,
+                param_space={JOB: tune.grid_search(jobs)},
+                tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
+                run_config=run_config(folder, f"confirm-{time.strftime('%Y%m%d-%H%M%S')}", callback),
+            )
+            grid = tuner.fit()
+            done = grid.num_terminated + grid.num_errors
+    else:
+        done = 0
+    table.load()
+    summary = summarize_confirmation(list(table.rows.values()), plan)
+    write_csv(summary, folder / "confirm.csv")
+    write_board(folder)
+    merge_leaderboards(folder.parent)
+    cols = ["label", "n", "n_failed", "mean_fid", "ci_low", "ci_high", "delta_mean", "delta_ci_low", "delta_ci_high"]
+    print(summary[cols + ["p_holm", "verdict"]].to_string(index=False))
+    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
+    if done < len(jobs):
+        print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}")
+        return 130
+    return 0
+
+
+def parse(argv=None):
+    p = Parser(prog="python -m sweep.confirm", description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", required=True, help="the sweep to confirm")
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--top", type=int, default=3, help="configs to confirm besides the space's baselines")
+    p.add_argument("--seeds", type=int, default=5, help="fresh seeds per config (the same for every config)")
+    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: what resources allow)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    folder = Path(args.results_dir).absolute() / args.name
+    if not (folder / "sweep.json").is_file():
+        return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
+    if args.top < 1:
+        return usage_error(f"--top {args.top} must be at least 1")
+    if args.seeds < 2:
+        return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        return usage_error(f"--max-concurrent {args.max_concurrent} must be at least 1")
+    try:
+        return confirm(args, folder, args.top, args.seeds)
+    except ValueError as e:
+        return usage_error(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
