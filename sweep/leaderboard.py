@@ -15,7 +15,19 @@ import pandas as pd
 from sweep.records import merge_leaderboards, rank, write_csv
 from trainer.cli import Parser, usage_error
 
-SHOW = ["rank", "trial_id", "sweep", "space", "baseline", "seed", "final_fid", "delta_vs_meanflow", "claim", "fid_kind", "gpu_hours"]
+SHOW = [
+    "rank",
+    "trial_id",
+    "sweep",
+    "space",
+    "baseline",
+    "seed",
+    "final_fid",
+    "delta_vs_meanflow",
+    "claim",
+    "fid_kind",
+    "gpu_hours",
+]
 
 
 def main(argv=None) -> int:

@@ -76,3 +76,22 @@ def test_early_signal_matches_scipy():
     assert rows[100]["n"] == 5 and rows[100]["spearman"] == pytest.approx(1.0)
     assert rows[200]["spearman"] == pytest.approx(stats.spearmanr(done["final_fid"], done["intermediate_fid_200"])[0])
     assert rows[200]["kendall"] == pytest.approx(stats.kendalltau(done["final_fid"], done["intermediate_fid_200"])[0])
+
+
+def test_asha_sweeps_warn_when_the_early_signal_ranks_unlike_the_final_fid(capsys):
+    from sweep.driver import warn_early_signal
+
+    frame = pd.DataFrame(
+        {
+            "status": ["completed"] * 4,
+            "final_fid": [1.0, 2.0, 3.0, 4.0],
+            "intermediate_fid_50": [4.0, 3.0, 2.0, 1.0],  # reversed: pruning on it keeps the worst
+            "intermediate_fid_100": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    warn_early_signal(frame)
+    out = capsys.readouterr().out
+    assert "warning: the intermediate FID at step 50" in out and "Spearman -1.00" in out and "n=4" in out
+    assert "step 100" not in out
+    warn_early_signal(frame.iloc[:2])
+    assert "too few to check" in capsys.readouterr().out

@@ -189,3 +189,16 @@ def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_sess
     board = pd.read_csv(tmp_path / "s" / "leaderboard.csv")
     one = board[board["config_hash"] == board["config_hash"].iloc[0]]
     assert one["gpu_hours"].iloc[0] == pytest.approx(one["gpu_seconds"].sum() / 3600)  # a config's seeds together
+
+
+def test_fid_and_cost_study_is_multi_objective_and_the_board_marks_the_front(ray_session, tmp_path):
+    import optuna
+
+    args = sweep_args("ratio_fm_schedules", tmp_path, "mo", 10, "--trials", "3", "--objectives", "fid,cost")
+    assert main([*args, "--set", "eval_every=0", "--set", "fid_samples=64"]) == 0
+    study = optuna.load_study(study_name="mo", storage=f"sqlite:///{tmp_path / 'mo' / 'optuna.db'}")
+    assert len(study.directions) == 2
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3 and all(len(t.values) == 2 and t.values[1] > 0 for t in done)
+    board = pd.read_csv(tmp_path / "mo" / "leaderboard.csv")
+    assert board["pareto"].any() and bool(board.loc[board["final_fid"].idxmin(), "pareto"])
