@@ -8,7 +8,6 @@ import os
 
 # Set before Ray is imported by any entry point (sweep.run, sweep.confirm, the report).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes an auth token under $HOME
 # Intermediate reports carry intermediate_fid, the last one final_fid: each metric
 # is absent from some results by design, which Tune's strict check would reject.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")

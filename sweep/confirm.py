@@ -150,7 +150,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     from ray import tune
 
     from search_spaces import SPACES
-    from sweep.driver import load_sweep_args, ray_running, run_config, trial_resources
+    from sweep.driver import load_sweep_args, preflight, ray_running, run_config
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB, trainable
 
@@ -173,13 +173,16 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     )
     if jobs:
         with ray_running(getattr(args, "address", None)):
-            fn = tune.with_resources(tune.with_parameters(trainable, base=base), trial_resources(args))
+            resources = preflight(args, base, folder.parent)
+            fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
             callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
             tuner = tune.Tuner(
                 fn,
                 param_space={JOB: tune.grid_search(jobs)},
                 tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
-                run_config=run_config(folder, f"confirm-{time.strftime('%Y%m%d-%H%M%S')}", callback),
+                run_config=run_config(
+                    folder, f"confirm-{time.strftime('%Y%m%d-%H%M%S')}", callback, getattr(args, "max_failures", 3)
+                ),
             )
             grid = tuner.fit()
             done = grid.num_terminated + grid.num_errors
@@ -209,6 +212,7 @@ def parse(argv=None):
     p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: what resources allow)")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
     p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument("--max-failures", type=int, default=3, help="restarts of a run whose worker or node died")
     p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     return p.parse_args(argv)
 
@@ -224,9 +228,13 @@ def main(argv=None) -> int:
         return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         return usage_error(f"--max-concurrent {args.max_concurrent} must be at least 1")
+    if args.max_failures < 0:
+        return usage_error(f"--max-failures {args.max_failures} must be 0 or more")
+    from sweep.cluster import ClusterError
+
     try:
         return confirm(args, folder, args.top, args.seeds)
-    except ValueError as e:
+    except (ValueError, ClusterError) as e:
         return usage_error(str(e))
 
 

@@ -14,6 +14,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
+from sweep.cluster import check_fits, check_nodes, connect
 from sweep.progress import RecordsCallback
 from sweep.records import FAILED, SweepTable, rank
 from sweep.trainable import trainable
@@ -39,6 +40,8 @@ class FinalOnlyOptunaSearch(OptunaSearch):
         return None
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if result and result.get("status") in FAILED:  # the trial's own failure, reported as data
+            result, error = None, True
         if trial_id in self._ot_trials:  # unknown after some restores: nothing to tell
             super().on_trial_complete(trial_id, result, error)
 
@@ -68,7 +71,7 @@ class SeedGroups(Repeater):
         if group is None:  # a trial of a group this searcher never saw (restored without its state)
             return
         metrics = self.searcher.metric if isinstance(self.searcher.metric, list) else [self.searcher.metric]
-        ok = not error and result is not None and all(m in result for m in metrics)
+        ok = not error and result is not None and all(m in result for m in metrics)  # a failed status has none
         group.report(trial_id, tuple(result[m] for m in metrics) if ok else "failed")
         if group.finished_reporting():
             scores = group.scores()
@@ -98,6 +101,19 @@ def load_sweep_args(folder: Path) -> dict:
     return json.loads((folder / "sweep.json").read_text())
 
 
+def study_storage(kind: str, folder: Path):
+    """Where the Optuna study lives: SQLite in the sweep folder (`optuna-dashboard sqlite:///<folder>/optuna.db`),
+    Optuna's journal file there (SQLite's locking is unreliable over NFS; the journal is documented for shared
+    file systems), or any database URL."""
+    if kind == "sqlite":
+        return optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
+    return optuna.storages.RDBStorage(kind)
+
+
 def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None):
     """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
 
@@ -105,8 +121,7 @@ def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent
     generation, more trials than most sweeps here run; TPE models every trial.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # The study lives in the sweep folder: `optuna-dashboard sqlite:///<folder>/optuna.db` shows it.
-    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    storage = study_storage(settings.get("storage", "sqlite"), folder)
     metric = settings["metric"]
     multi = settings["objectives"] == "fid,cost"
     searcher = FinalOnlyOptunaSearch(
@@ -159,7 +174,7 @@ def ray_running(address: str | None):
     """Ray for the block: joins ``address`` or starts a local instance (stopped after), unless one is up."""
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning")
+        connect(address)
     try:
         yield
     finally:
@@ -174,69 +189,87 @@ def trial_resources(args) -> dict:
     return {"cpu": args.cpus_per_trial, "gpu": gpus}
 
 
-def run_config(folder: Path, name: str, callback) -> tune.RunConfig:
+def run_config(folder: Path, name: str, callback, max_failures: int) -> tune.RunConfig:
+    """Tune's run settings. ``max_failures``: restarts of a trial whose worker, actor or node died (its own
+    failures end it with a status instead, and are never retried)."""
     return tune.RunConfig(
         name=name,
         storage_path=str(folder / "ray"),
         verbose=0,
         callbacks=[callback],
         sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
-        failure_config=tune.FailureConfig(max_failures=0),
+        failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
     )
 
 
-def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict) -> int:
-    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume."""
-    name = folder.name
-    if not args.resume:
-        folder.mkdir(parents=True)
-        atomic_write_json(
-            folder / "sweep.json",
-            {
-                "name": name,
-                "space": space.name,
-                "preset": preset,
-                "base": base,
-                **settings,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
-    total = settings["trials"] * settings["seeds"]
-    with ray_running(args.address):
-        resources = trial_resources(args)
-        table = SweepTable(folder.parent, name, space.name)
-        callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
-        fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
-        path = str(folder / "ray" / "tune")
-        if args.resume and tune.Tuner.can_restore(path):
-            tuner = tune.Tuner.restore(
-                path, trainable=fn, resume_unfinished=True, resume_errored=False, restart_errored=False
-            )
-        else:
-            tuner = tune.Tuner(
-                fn,
-                tune_config=tune.TuneConfig(
-                    search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
-                    scheduler=make_scheduler(settings["scheduler"], base, space),
-                    num_samples=total,
-                    reuse_actors=True,
-                ),
-                run_config=run_config(folder, "tune", callback),
-            )
-        seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
-        print(
-            f"sweep {name}: space {space.name}, preset {preset}, {settings['trials']} configs{seeds}, "
-            f"{resources['cpu']:g} CPU / {resources['gpu']:g} GPU per trial -> {folder}",
-            flush=True,
-        )
-        grid = tuner.fit()
-        ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
-        code = summarize(folder, name, total, ended, asha=settings["scheduler"] == "asha")
-        if code == 0 and getattr(args, "confirm_top", 0):
-            from sweep.confirm import confirm
+def preflight(args, base: dict, results_dir: Path) -> dict:
+    """Inside Ray, before anything is written: a trial fits some node and, on a cluster, every node checks out."""
+    resources = trial_resources(args)
+    check_fits(resources["cpu"], resources["gpu"])
+    if args.address:
+        created = not results_dir.exists()
+        try:
+            check_nodes(base, results_dir)
+        except Exception:
+            if created and results_dir.is_dir() and not any(results_dir.iterdir()):
+                results_dir.rmdir()
+            raise
+    return resources
 
-            code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
+
+def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict) -> int:
+    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume.
+
+    Ray is joined and checked (a trial fits a node; on a cluster, every node's
+    data, cache and results folder) before anything is written.
+    """
+    with ray_running(args.address):
+        resources = preflight(args, base, folder.parent)
+        if not args.resume:
+            write_sweep_json(folder, space, preset, base, settings)
+        return search(args, folder, space, preset, base, settings, resources)
+
+
+def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
+    folder.mkdir(parents=True)
+    record = {"name": folder.name, "space": space.name, "preset": preset, "base": base, **settings}
+    atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def search(args, folder: Path, space, preset: str, base: dict, settings: dict, resources: dict) -> int:
+    name, total = folder.name, settings["trials"] * settings["seeds"]
+    table = SweepTable(folder.parent, name, space.name)
+    callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base, needs_gpu=resources["gpu"] > 0)
+    fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
+    path = str(folder / "ray" / "tune")
+    if args.resume and tune.Tuner.can_restore(path):
+        # trials that ended in an infrastructure error continue from their last checkpoint
+        tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            fn,
+            tune_config=tune.TuneConfig(
+                search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
+                scheduler=make_scheduler(settings["scheduler"], base, space),
+                num_samples=total,
+                reuse_actors=True,
+            ),
+            run_config=run_config(folder, "tune", callback, settings["max_failures"]),
+        )
+    seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
+    print(
+        f"sweep {name}: space {space.name}, preset {preset}, {settings['trials']} configs{seeds}, "
+        f"{resources['cpu']:g} CPU / {resources['gpu']:g} GPU per trial -> {folder}",
+        flush=True,
+    )
+    grid = tuner.fit()
+    ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
+    code = summarize(folder, name, total, ended, asha=settings["scheduler"] == "asha")
+    if code == 0 and getattr(args, "confirm_top", 0):
+        from sweep.confirm import confirm
+
+        code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
     return code
 
 

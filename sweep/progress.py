@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from datetime import datetime, timezone
@@ -14,31 +13,32 @@ from sweep.records import FAILED, SweepTable
 from sweep.trainable import FINAL_KEYS, NFE_PREFIXES, flat_params
 
 COST_KEYS = ("gpu_seconds", "train_gpu_seconds", "fid_gpu_seconds", "gpus")
-_FAILURE = re.compile(r"TrialFailure: ((diverged|oom)\b[^\n]*)")
-_DIVERGED_STEP = re.compile(r"diverged at step (\d+)")
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def classify_error(text: str | None) -> tuple[str, str]:
-    """(status, one-line message) from a trial's error text."""
-    text = text or ""
-    m = _FAILURE.search(text)
-    if m:
-        return m.group(2), m.group(1)[:300]
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return "error", (lines[-1] if lines else "unknown error")[:300]
+def last_line(text: str | None) -> str:
+    """The last non-empty line of an error text (an exception's type and message), at most 300 characters."""
+    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
+    return (lines[-1] if lines else "unknown error")[:300]
 
 
 class RecordsCallback(Callback):
     """Writes trials.csv / leaderboard.csv as trials start, report and finish; prints one line per event."""
 
     def __init__(
-        self, table: SweepTable, space: SearchSpace, total: int, quiet: bool = False, base: dict | None = None
+        self,
+        table: SweepTable,
+        space: SearchSpace,
+        total: int,
+        quiet: bool = False,
+        base: dict | None = None,
+        needs_gpu: bool = False,
     ):
         self.table, self.space, self.total, self.quiet, self.base = table, space, total, quiet, base or {}
+        self.needs_gpu, self._checked_gpus = needs_gpu, 0.0
         self.t0 = time.time()
 
     def setup(self, **info):
@@ -47,6 +47,17 @@ class RecordsCallback(Callback):
             if row["status"] in ("pending", "running"):  # a dead driver's trial; Tune may resume it under its id
                 self.table.update(trial_id, status="interrupted")
         self.t0 = time.time()
+
+    def on_step_begin(self, iteration, trials, **info):
+        """Every 30 s while trials wait for GPUs: says so when no alive node has one left."""
+        if not self.needs_gpu or time.time() - self._checked_gpus < 30:
+            return
+        self._checked_gpus = time.time()
+        from sweep.cluster import gpu_wait_note
+
+        note = gpu_wait_note(sum(t.status == "PENDING" for t in trials), self.needs_gpu)
+        if note:
+            print(f"[{time.time() - self.t0:7.1f}s] {note}", flush=True)  # shown even with --quiet
 
     def _say(self, text: str) -> None:
         if not self.quiet:
@@ -86,10 +97,15 @@ class RecordsCallback(Callback):
             best = min(fid, row.get("best_intermediate_fid", float("inf")))
             fields = {"best_intermediate_fid": best, f"intermediate_fid_{result['step']}": fid}
             self.table.update(trial.trial_id, step=result["step"], **fields)
+            self.table.save()  # progress survives the driver, and others can watch it
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
-        if "final_fid" in last:
+        if last.get("status") in FAILED:  # the trial's own failure, reported as data
+            fields = {k: last[k] for k in ("status", "error", "diverged_step") if k in last}
+            self.table.update(trial.trial_id, finished_at=now(), **fields)
+            self._say(f"{last['status']} {trial.trial_id}: {last.get('error')}")
+        elif "final_fid" in last:
             fields = {k: last[k] for k in FINAL_KEYS + COST_KEYS if k in last}
             fields.update({k: v for k, v in last.items() if k.startswith(NFE_PREFIXES)})
             fields["gpu"] = fields.pop("device", None)
@@ -111,17 +127,20 @@ class RecordsCallback(Callback):
             return Path(local).read_text()
         return trial.get_error()
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        """An infrastructure failure (worker, actor or node died): Tune restarts the trial from its checkpoint."""
+        row = self.table.rows.get(trial.trial_id, {})
+        restarts = int(row.get("restarts") or 0) + 1
+        self.table.update(trial.trial_id, restarts=restarts, status="running")
+        self.table.save()
+        self._say(f"restart {trial.trial_id} ({restarts}) after: {last_line(self._error_text(trial))}")
+
     def on_trial_error(self, iteration, trials, trial, **info):
-        status, message = classify_error(self._error_text(trial))
-        m = _DIVERGED_STEP.search(message)
-        self.table.update(
-            trial.trial_id,
-            status=status,
-            error=message,
-            finished_at=now(),
-            diverged_step=int(m.group(1)) if m else None,
-        )
-        self._say(f"{status} {trial.trial_id}: {message}")
+        # Its own failures end a trial normally with a status (on_trial_complete); what raises here is the
+        # infrastructure's, after --max-failures restarts.
+        message = last_line(self._error_text(trial))
+        self.table.update(trial.trial_id, status="error", error=message, finished_at=now())
+        self._say(f"error {trial.trial_id}: {message}")
         self._summary()
 
     def _summary(self) -> None:

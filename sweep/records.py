@@ -90,8 +90,12 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+# Identifiers are text: a trial id like 48588e49 or a hash like 1234e56 would otherwise parse as a float.
+TEXT_COLUMNS = {c: str for c in ("trial_id", "sweep", "space", "status", "baseline", "config_hash", "error", "label")}
+
+
 def read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.is_file() and path.stat().st_size else pd.DataFrame()
+    return pd.read_csv(path, dtype=TEXT_COLUMNS) if path.is_file() and path.stat().st_size else pd.DataFrame()
 
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:

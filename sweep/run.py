@@ -22,8 +22,9 @@ from trainer.cli import Parser, usage_error, parse_sets  # noqa: E402
 from trainer.config import PRESETS  # noqa: E402
 
 
-SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives")
-OLD_SWEEP_SETTINGS = {"seeds": 1, "metric": "final_fid", "objectives": "fid"}  # sweep.json written before these
+SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage")
+# sweep.json written before these keys existed
+OLD_SWEEP_SETTINGS = {"seeds": 1, "metric": "final_fid", "objectives": "fid", "max_failures": 3, "storage": "sqlite"}
 
 
 class UsageError(ValueError):
@@ -62,6 +63,15 @@ def parse(argv=None) -> argparse.Namespace:
         help="fid,cost: a multi-objective study of FID and GPU-seconds (its Pareto front)",
     )
     p.add_argument("--metric", default="final_fid", help="what Optuna minimises: final_fid or final_fid_nfe<k>")
+    p.add_argument(
+        "--max-failures", type=int, default=3, help="restarts of a trial whose worker, actor or node died (default 3)"
+    )
+    p.add_argument(
+        "--storage",
+        default="sqlite",
+        help="the Optuna study: sqlite (in the sweep folder), journal (a file there: for shared file systems), "
+        "or a database URL (postgresql://..., mysql://...)",
+    )
     p.add_argument("--confirm-top", type=int, default=0, help="after the search, confirm the top K configs")
     p.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds per config for --confirm-top")
     p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
@@ -132,6 +142,10 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
 
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds} must be at least 1")
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures {args.max_failures} must be 0 or more")
+    if args.storage not in ("sqlite", "journal") and "://" not in args.storage:
+        raise UsageError(f"--storage {args.storage!r} is not sqlite, journal or a database URL (scheme://...)")
     if args.seeds > 1 and args.scheduler == "asha":
         raise UsageError("--seeds > 1 cannot go with --scheduler asha: ASHA would stop single seeds of a config")
     if args.confirm_top < 0:
@@ -152,6 +166,8 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         "scheduler": args.scheduler,
         "metric": args.metric,
         "objectives": args.objectives,
+        "max_failures": args.max_failures,
+        "storage": args.storage,
     }
 
 
@@ -211,9 +227,13 @@ def main(argv=None) -> int:
             settings = sweep_settings(args, space, base)
     except UsageError as e:
         return usage_error(str(e))
+    from sweep.cluster import ClusterError
     from sweep.driver import run_sweep
 
-    return run_sweep(args, folder, space, preset, base, settings)
+    try:
+        return run_sweep(args, folder, space, preset, base, settings)
+    except ClusterError as e:  # raised before anything is written
+        return usage_error(str(e))
 
 
 if __name__ == "__main__":

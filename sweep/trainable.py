@@ -2,10 +2,12 @@
 
 It turns Tune's flat config into the trainer's frozen dataclass, forwards each
 intermediate result with ``tune.report`` (with the trial's checkpoint), and
-restores from Tune's checkpoint when a trial is resumed. Failures are raised
-with a status word first (``diverged: ...``, ``oom: ...``) so the driver can
-record them; Tune marks the trial ERROR and Optuna is told it FAILED (never a
-fake FID).
+restores from Tune's checkpoint when a trial is resumed or restarted. A
+failure that is the trial's own (diverged, oom, bad config, data or cache
+missing) is reported as data (``status``, ``error``, ``diverged_step`` in its
+last result) and the trial ends; Optuna is told it FAILED (never a fake FID).
+Anything else (a dead worker, actor or node) raises, and Tune restarts the
+trial from its last checkpoint up to ``--max-failures`` times.
 """
 
 from __future__ import annotations
@@ -59,8 +61,16 @@ def costs(result: dict, gpus: float) -> dict:
     return {"train_gpu_seconds": train, "fid_gpu_seconds": fid, "gpu_seconds": train + fid, "gpus": gpus}
 
 
-class TrialFailure(RuntimeError):
-    """A trial that failed in a known way; the message starts with its status."""
+def fail(status: str, message: str, **fields) -> None:
+    """Ends a trial that failed on its own (diverged, oom, bad config, data or cache missing).
+
+    The status goes into the trial's last result, and the trial returns: Tune
+    ends it normally, so it is never retried as an infrastructure failure
+    would be (--max-failures), and the searcher tells Optuna it FAILED.
+    """
+    from ray import tune
+
+    tune.report({"status": status, "error": message.strip().splitlines()[0][:300], **fields})
 
 
 JOB = "__job__"  # a confirmation run's whole config, nested under one key of Tune's grid
@@ -91,7 +101,10 @@ def trainable(config: dict, base: dict) -> None:
     # storage only through tune.report, so it is not copied twice.
     out_dir = Path(ctx.get_trial_dir()) / "out"
     scratch = Path(tempfile.gettempdir()) / "meanflow-sweep" / ctx.get_trial_id()
-    cfg = trial_config(config, base, out_dir, scratch)
+    try:
+        cfg = trial_config(config, base, out_dir, scratch)
+    except ValueError as e:  # a bad config is the trial's own failure: reported, never retried
+        return fail("error", str(e))
     restored = tune.get_checkpoint()
     if restored is not None:  # a resumed trial continues from its last report
         with restored.as_directory() as d:
@@ -104,13 +117,18 @@ def trainable(config: dict, base: dict) -> None:
         checkpoint = tune.Checkpoint.from_directory(str(ckpt)) if (ckpt / "checkpoint.pt").is_file() else None
         tune.report(metrics, checkpoint=checkpoint)
 
+    from trainer.data import DataError
+    from trainer.fid_cache import FidCacheMissing
+
     try:
         result = train(cfg, report=report)
     except Diverged as e:
-        raise TrialFailure(f"diverged at step {e.step}: {e}") from None
+        return fail("diverged", f"diverged at step {e.step}: {e}", diverged_step=e.step)
     except torch.OutOfMemoryError as e:
         torch.cuda.empty_cache()  # free the device for the next trial on this worker
-        raise TrialFailure(f"oom: {str(e).splitlines()[0][:200]}") from None
+        return fail("oom", f"oom: {str(e).splitlines()[0][:200]}")
+    except (DataError, FidCacheMissing, ValueError) as e:  # data or cache missing on this node, a bad value
+        return fail("error", str(e))
     final = {k: result[k] for k in FINAL_KEYS if k in result}
     final.update({k: v for k, v in result.items() if k.startswith(NFE_PREFIXES)})
     final.update(costs(result, gpus_held(ctx)))

@@ -1,0 +1,157 @@
+"""Before a sweep uses a cluster: can it be reached, can any node hold a trial, does every node have what trials need.
+
+Each check ends in one sentence naming what is wrong (a ``ClusterError``, which
+the driver turns into exit 2) before anything is written, and each waits at
+most a bounded time.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+
+PROBE_TIMEOUT_S = 10  # a TCP connection to the head
+CONNECT_TIMEOUT_S = 30  # joining the cluster
+NODE_CHECK_TIMEOUT_S = 120  # every node's check task
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot run this sweep; the message names the node and what is missing."""
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """HOST:PORT must accept a TCP connection within ``timeout`` (ray.init itself retries for minutes)."""
+    if address == "auto":
+        return  # ray.init finds a local cluster through its session file, or fails at once
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--address {address!r} is not HOST:PORT or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise ClusterError(f"--address {address}: no Ray head answers there ({e.strerror or e})") from None
+
+
+def connect(address: str | None) -> None:
+    """ray.init on ``address`` (or a new local instance), refusing to wait more than CONNECT_TIMEOUT_S."""
+    import ray
+
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else local Ray writes an auth token under $HOME
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
+        return
+    probe_address(address)
+    os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="warning")
+    except (ConnectionError, TimeoutError, RuntimeError) as e:
+        raise ClusterError(f"--address {address}: could not join the Ray cluster ({str(e).splitlines()[0]})") from None
+
+
+def alive_nodes() -> list[dict]:
+    import ray
+
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def check_fits(cpus: float, gpus: float) -> None:
+    """Some alive node must hold one trial's resources, else the trial would wait forever."""
+    nodes = alive_nodes()
+    if any(n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus for n in nodes):
+        return
+    largest = max(nodes, key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)), default=None)
+    have = (
+        f"{largest['Resources'].get('CPU', 0):g} CPU / {largest['Resources'].get('GPU', 0):g} GPU"
+        if largest
+        else "none"
+    )
+    raise ClusterError(
+        f"a trial asks for {cpus:g} CPU / {gpus:g} GPU but no node has that much (the largest: {have}); "
+        "lower --cpus-per-trial / --gpus-per-trial"
+    )
+
+
+def node_check(data: dict, results_dir: str, marker: str) -> dict:
+    """Runs on one node: opens the data and FID cache, reads the results folder's marker, counts GPUs."""
+    problems = []
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception as e:  # noqa: BLE001  (torch missing or broken is what this reports)
+        return {"problems": [f"torch does not import ({e})"]}
+    try:
+        from trainer.data import DataError, load_images
+
+        if data.get("dataset"):
+            load_images(data["dataset"], data["data_dir"])
+    except DataError as e:
+        problems.append(str(e))
+    except Exception as e:  # noqa: BLE001
+        problems.append(f"the dataset does not load ({e})")
+    if data.get("fid_mode") == "clean-fid":
+        try:
+            from trainer.fid_cache import FidCacheMissing, cache_dir, require_all
+
+            require_all(cache_dir(data.get("fid_cache") or None))
+        except FidCacheMissing as e:
+            problems.append(str(e))
+    path = Path(results_dir) / marker
+    if not path.is_file():
+        problems.append(f"the results folder {results_dir} is not the driver's (shared) folder here")
+    elif not os.access(results_dir, os.W_OK):
+        problems.append(f"the results folder {results_dir} is not writable here")
+    return {"problems": problems, "gpus": gpus}
+
+
+def check_nodes(base: dict, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -> None:
+    """A small task pinned to every alive node: data, FID cache, shared results folder, torch and its GPUs."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from trainer.config import from_flat
+
+    cfg = from_flat(base)
+    data = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "fid_mode": cfg.fid_mode, "fid_cache": cfg.fid_cache}
+    results_dir.mkdir(parents=True, exist_ok=True)
+    marker = f".node-check-{uuid.uuid4().hex}"
+    (results_dir / marker).write_text("written by the sweep driver\n")
+    remote = ray.remote(num_cpus=0)(node_check)
+    try:
+        nodes = alive_nodes()
+        refs = {
+            n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": (
+                n,
+                remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                    data, str(results_dir), marker
+                ),
+            )
+            for n in nodes
+        }
+        deadline = time.monotonic() + timeout
+        for name, (node, ref) in refs.items():
+            try:
+                got = ray.get(ref, timeout=max(1.0, deadline - time.monotonic()))
+            except ray.exceptions.GetTimeoutError:
+                raise ClusterError(f"node {name} did not answer its check within {timeout:g} s") from None
+            problems = list(got["problems"])
+            advertised = node["Resources"].get("GPU", 0)
+            if "gpus" in got and int(advertised) != got["gpus"]:
+                problems.append(f"it advertises {advertised:g} GPUs to Ray but torch sees {got['gpus']}")
+            if problems:
+                raise ClusterError(f"node {name}: {'; '.join(problems)}")
+    finally:
+        (results_dir / marker).unlink(missing_ok=True)
+
+
+def gpu_wait_note(waiting: int, needs_gpu: bool) -> str | None:
+    """What the progress line says when trials wait for GPUs and no alive node has one."""
+    if not waiting or not needs_gpu:
+        return None
+    if any(n["Resources"].get("GPU", 0) > 0 for n in alive_nodes()):
+        return None
+    return f"{waiting} trials wait for a GPU but no alive node has one (the last GPU node is gone)"

@@ -1,0 +1,144 @@
+"""A real multi-node Ray cluster on this machine (ray.cluster_utils.Cluster), started once for this module.
+
+The driver runs as a subprocess joined with --address, as a user's would. Marked
+``cluster``: the suite runs it once; ``-m "not cluster"`` skips it.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import sweep_args
+
+pytestmark = pytest.mark.cluster
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    # every node on this machine, at the address local Ray uses for itself here: nothing leaves the machine
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+def driver(args, **kw):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweep.run", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
+
+
+def _wait_for(predicate, timeout, what):
+    end = time.time() + timeout
+    while time.time() < end:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _progressed(csv: Path, step: int):
+    try:
+        frame = pd.read_csv(csv)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    return "step" in frame and (pd.to_numeric(frame["step"], errors="coerce") >= step).any()
+
+
+def test_a_trial_on_a_killed_node_restarts_from_its_checkpoint_and_matches_an_uninterrupted_run(cluster, tmp_path):
+    from trainer import train
+
+    args = sweep_args("ratio_fm_schedules", tmp_path, "kill", 200, "--trials", "1", fid_samples=64, eval_every=20)
+    proc = driver([*args, "--address", cluster.address, "--set", "eval_samples=32"])
+    csv = tmp_path / "kill" / "trials.csv"
+    try:
+        _wait_for(lambda: _progressed(csv, 40), 240, "the trial to pass step 40 (two checkpoints)")
+        worker = next(n for n in cluster.worker_nodes)
+        cluster.remove_node(worker, allow_graceful=False)  # the node dies mid-trial
+        cluster.add_node(num_cpus=1)  # a fresh node the trial can restart on
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    row = pd.read_csv(csv).iloc[0]
+    assert row["status"] == "completed" and row.get("restarts", 0) >= 1, out[-3000:]
+    result = json.loads(next((tmp_path / "kill" / "ray" / "tune").glob("*/out/result.json")).read_text())
+    cfg = {k: v for k, v in result["config"].items() if k not in ("out_dir", "checkpoint_dir")}
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the trial's 1-CPU Ray worker: the same reduction order
+    try:
+        again = train({**cfg, "checkpoint_every": 0})  # the same config and seed, never interrupted
+    finally:
+        torch.set_num_threads(threads)
+    assert again["final_fid"] == pytest.approx(row["final_fid"], rel=1e-9, abs=1e-12)
+
+
+def test_every_node_is_checked_before_the_first_trial(cluster, tmp_path):
+    args = sweep_args("baselines", tmp_path, "chk", 10, "--trials", "1", "--data-dir", str(tmp_path / "no-data"))
+    proc = driver([*args, "--address", cluster.address, "--set", "dataset=cifar10"])
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 2, out
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("error: node ") and "no-data" in line and "Traceback" not in out
+    assert not (tmp_path / "chk").exists()
+
+
+def test_a_trial_larger_than_every_node_exits_2_at_once(cluster, tmp_path):
+    args = sweep_args("baselines", tmp_path, "big", 10, "--trials", "1", "--cpus-per-trial", "4")
+    start = time.time()
+    proc = driver([*args, "--address", cluster.address])
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and time.time() - start < 60, out
+    assert "asks for 4 CPU / 0 GPU but no node has that much (the largest: 1 CPU / 0 GPU)" in out
+    assert not (tmp_path / "big").exists()
+
+
+def test_fractional_gpus_are_accepted_where_a_node_has_them(monkeypatch):
+    import sweep.cluster as cl
+
+    nodes = [{"Alive": True, "Resources": {"CPU": 16.0, "GPU": 1.0}}, {"Alive": True, "Resources": {"CPU": 2.0}}]
+    monkeypatch.setattr(cl, "alive_nodes", lambda: nodes)
+    cl.check_fits(1.0, 0.5)  # two trials share the GPU
+    cl.check_fits(8.0, 1.0)
+    with pytest.raises(cl.ClusterError, match=r"asks for 1 CPU / 1.5 GPU .*\(the largest: 16 CPU / 1 GPU\)"):
+        cl.check_fits(1.0, 1.5)
+    assert cl.gpu_wait_note(3, needs_gpu=True) is None
+    nodes.pop(0)  # the last GPU node is gone
+    assert (
+        cl.gpu_wait_note(3, needs_gpu=True)
+        == "3 trials wait for a GPU but no alive node has one (the last GPU node is gone)"
+    )
+
+
+def test_an_unreachable_address_exits_2_within_30_seconds(tmp_path):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.time()
+    proc = driver([*sweep_args("baselines", tmp_path, "x", 10), "--address", f"127.0.0.1:{port}"])
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and time.time() - start < 30, out
+    assert f"--address 127.0.0.1:{port}: no Ray head answers there" in out
