@@ -136,3 +136,15 @@ def trainable(config: dict, base: dict) -> None:
     final["step"] = cfg.steps
     tune.report(final)
     shutil.rmtree(scratch, ignore_errors=True)
+    release_device_memory()
+
+
+def release_device_memory() -> None:
+    """Actors are reused across trials (reuse_actors): the next trial starts from an empty CUDA cache."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
