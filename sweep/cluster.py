@@ -95,10 +95,10 @@ def node_check(data: dict, results_dir: str, marker: str) -> dict:
         problems.append(f"the dataset does not load ({e})")
     if data.get("fid_mode") == "clean-fid":
         try:
-            from trainer.fid_cache import FidCacheMissing, cache_dir, require_all
+            from trainer.fid_cache import FidCacheMissing, cache_dir, ensure_cache
 
-            require_all(cache_dir(data.get("fid_cache") or None))
-        except FidCacheMissing as e:
+            ensure_cache(cache_dir(data.get("fid_cache") or None), log=lambda _: None)  # fetched where allowed
+        except (FidCacheMissing, OSError) as e:
             problems.append(str(e))
     path = Path(results_dir) / marker
     if not path.is_file():

@@ -24,9 +24,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.records import FAILED, SweepTable, merge_leaderboards, read_csv, row_params, write_board, write_csv
+from sweep.records import (
+    FAILED,
+    SweepTable,
+    load_sweep_json,
+    merge_leaderboards,
+    read_csv,
+    row_params,
+    write_board,
+    write_csv,
+)
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
-from trainer.cli import Parser, usage_error
+from trainer.cli import Parser, interrupted, usage_error
 from trainer.runtime import atomic_write_json
 
 REFERENCE = "meanflow"
@@ -150,11 +159,11 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     from ray import tune
 
     from search_spaces import SPACES
-    from sweep.driver import load_sweep_args, preflight, ray_running, run_config
+    from sweep.driver import preflight, ray_running, run_config
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB, trainable
 
-    saved = load_sweep_args(folder)
+    saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
     plan = load_plan(folder, space, base, top, seeds)
     table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
@@ -234,8 +243,10 @@ def main(argv=None) -> int:
 
     try:
         return confirm(args, folder, args.top, args.seeds)
-    except (ValueError, ClusterError) as e:
+    except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
+    except KeyboardInterrupt:
+        return interrupted("interrupted: rerun the same command to resume the confirmation")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 
@@ -95,10 +94,6 @@ class SeedGroups(Repeater):
         groups = Path(f"{checkpoint_path}.groups")
         if groups.is_file():
             self.set_state(pickle.loads(groups.read_bytes()))
-
-
-def load_sweep_args(folder: Path) -> dict:
-    return json.loads((folder / "sweep.json").read_text())
 
 
 def study_storage(kind: str, folder: Path):
@@ -232,7 +227,7 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
 
 
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)  # a failed start may have left it, empty
     record = {"name": folder.name, "space": space.name, "preset": preset, "base": base, **settings}
     atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 

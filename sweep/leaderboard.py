@@ -3,6 +3,8 @@
 python -m sweep.leaderboard                      # top 20 of results/
 python -m sweep.leaderboard --space alpha_schedules --top 5
 python -m sweep.leaderboard --csv best.csv       # export (atomic write)
+
+It only reads: a sweep whose trials.csv is damaged is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.records import merge_leaderboards, rank, write_csv
-from trainer.cli import Parser, usage_error
+from sweep.records import merged_board, rank, write_csv
+from trainer.cli import Parser, interrupted, usage_error, writable_dir
 
 SHOW = [
     "rank",
@@ -31,6 +33,13 @@ SHOW = [
 
 
 def main(argv=None) -> int:
+    try:
+        return run(argv)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
+def run(argv=None) -> int:
     p = Parser(prog="python -m sweep.leaderboard", description=__doc__.split("\n\n")[0])
     p.add_argument("--results-dir", default="results")
     p.add_argument("--top", type=int, default=20)
@@ -42,7 +51,7 @@ def main(argv=None) -> int:
         return usage_error(f"--top {args.top} must be at least 1")
     if not results.is_dir() or not any(results.glob("*/trials.csv")):
         return usage_error(f"no sweep results in {results}: run python -m sweep.run first")
-    board = merge_leaderboards(results)
+    board = merged_board(results)  # read-only: printing writes nothing, not even a lock
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
         if args.space not in spaces:
@@ -52,6 +61,9 @@ def main(argv=None) -> int:
         board = rank(board[board["space"] == args.space].drop(columns=["rank", "meanflow_fid", "delta_vs_meanflow"]))
     board = board.groupby("fid_kind", sort=False).head(args.top) if len(board) else board
     if args.csv:
+        problem = writable_dir(str(Path(args.csv).parent), "--csv's folder")
+        if problem or Path(args.csv).is_dir():
+            return usage_error(problem or f"--csv {args.csv} is a folder, not a file")
         write_csv(board, Path(args.csv))
         print(f"wrote {len(board)} rows to {args.csv}")
     elif board.empty:

@@ -10,6 +10,7 @@ score and a 50k clean-fid score are different numbers).
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -94,8 +95,45 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 TEXT_COLUMNS = {c: str for c in ("trial_id", "sweep", "space", "status", "baseline", "config_hash", "error", "label")}
 
 
+STATUSES = ("pending", "running", "completed", "stopped", "interrupted", *FAILED)
+
+
+class DamagedTable(ValueError):
+    """A results table that does not parse as one: named, never rewritten."""
+
+
 def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=TEXT_COLUMNS) if path.is_file() and path.stat().st_size else pd.DataFrame()
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A trials table, checked: it parses, every row has a trial id and a known status, no row is cut short.
+
+    A damaged one raises DamagedTable naming the file: it is refused, never
+    rewritten with fewer rows than it had.
+    """
+    try:
+        frame = read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
+        raise DamagedTable(f"{path} is damaged ({str(e).splitlines()[0]}); move it away or repair it") from None
+    if frame.empty:
+        return frame
+    text = path.read_bytes()
+    rows_in_file = sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1  # records after the header
+    bad = (
+        "trial_id" not in frame
+        or "status" not in frame
+        or frame["trial_id"].isna().any()
+        or not frame["status"].isin(STATUSES).all()
+        or not text.endswith(b"\n")  # the writer ends every row: a missing newline is a cut
+        or len(frame) != rows_in_file
+    )
+    if bad:
+        raise DamagedTable(
+            f"{path} is damaged (a row is cut short or a trial id or status is missing); "
+            "it will not be rewritten: move it away or repair it"
+        )
+    return frame
 
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -217,16 +255,21 @@ class SweepTable:
         self.results_dir, self.sweep, self.space, self.name = Path(results_dir), sweep, space, name
         self.dir = self.results_dir / sweep
         self.rows: dict[str, dict] = {}
+        self.loaded = 0  # rows read back: a save never writes fewer
 
     @property
     def trials_csv(self) -> Path:
         return self.dir / ("trials.csv" if self.name == "trials" else f"{self.name}_trials.csv")
 
     def load(self) -> None:
-        """Reads back trials.csv (on resume): finished rows survive any crash of the driver."""
-        frame = read_csv(self.trials_csv)
+        """Reads back trials.csv (on resume): finished rows survive any crash of the driver.
+
+        A damaged table raises DamagedTable; ``save`` then never writes fewer rows than were read.
+        """
+        frame = read_table(self.trials_csv)
         for row in frame.to_dict("records"):
             self.rows[str(row["trial_id"])] = {k: v for k, v in row.items() if not _isnan(v)}
+        self.loaded = len(self.rows)
 
     def update(self, trial_id: str, **fields) -> dict:
         row = self.rows.setdefault(
@@ -244,6 +287,8 @@ class SweepTable:
         frame = self.frame()
         if frame.empty:
             return
+        if len(frame) < self.loaded:  # never lose a row that was on disk
+            raise DamagedTable(f"refusing to rewrite {self.trials_csv} with {len(frame)} of its {self.loaded} rows")
         write_csv(frame, self.trials_csv)
         if self.name == "trials":
             write_board(self.dir, frame)
@@ -270,12 +315,49 @@ def merge_leaderboards(results_dir: Path) -> pd.DataFrame:
     """
     results_dir = Path(results_dir)
     with FileLock(str(results_dir / ".leaderboard.lock"), timeout=120):
-        frames = [read_csv(p) for p in sorted(results_dir.glob("*/trials.csv"))]
-        frames = [f for f in frames if not f.empty]
-        merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if not merged.empty and "final_fid" in merged:
-            merged = merged[(merged["status"] == "completed") & merged["final_fid"].notna()]
-            merged = merged.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
-            merged = attach_confirmations(order_columns(rank(merged)), sorted(results_dir.glob("*/confirm.csv")))
+        merged = merged_board(results_dir)
+        if not merged.empty:
             write_csv(merged, results_dir / "leaderboard.csv")
         return merged
+
+
+def merged_board(results_dir: Path, warn=None) -> pd.DataFrame:
+    """Every sweep's completed trials ranked together, computed without writing anything.
+
+    A sweep whose trials.csv cannot be read is skipped with a warning naming
+    the file: one broken sweep never breaks its neighbours.
+    """
+    import sys
+
+    warn = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
+    frames = []
+    for path in sorted(Path(results_dir).glob("*/trials.csv")):
+        try:
+            frame = read_table(path)
+        except (DamagedTable, OSError) as e:
+            warn(f"skipping {path}: {e}")
+            continue
+        if not frame.empty and {"final_fid", "config_hash", "finished_at", "fid_kind"} <= set(frame.columns):
+            frames.append(frame)
+    merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if merged.empty:
+        return merged
+    merged = merged[(merged["status"] == "completed") & merged["final_fid"].notna()]
+    merged = merged.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
+    return attach_confirmations(order_columns(rank(merged)), sorted(Path(results_dir).glob("*/confirm.csv")))
+
+
+def load_sweep_json(folder: Path) -> dict:
+    """A sweep's settings (sweep.json), checked: a damaged file is one sentence naming it, never a traceback."""
+    from search_spaces import SPACES
+
+    path = Path(folder) / "sweep.json"
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DamagedTable(f"{path} is empty or not JSON: the sweep's settings are lost; start a new sweep") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("base"), dict) or "preset" not in saved:
+        raise DamagedTable(f"{path} lacks the sweep's settings (space, preset, base): start a new sweep")
+    if saved.get("space") not in SPACES:
+        raise DamagedTable(f"{path} names the unknown space {saved.get('space')!r}; spaces: {', '.join(SPACES)}")
+    return saved

@@ -24,10 +24,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sweep.records import attach_confirmations, pareto_front, read_csv, rank  # noqa: E402
+from sweep.records import DamagedTable, attach_confirmations, pareto_front, read_csv, read_table, rank  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
-from trainer.cli import Parser, usage_error  # noqa: E402
+from trainer.cli import Parser, interrupted, usage_error  # noqa: E402
 from trainer.objectives.named import KNOWN  # noqa: E402
 from trainer.runtime import atomic_write_bytes  # noqa: E402
 
@@ -159,7 +159,7 @@ def _img(path: Path, alt: str) -> str:
 
 def build(folder: Path) -> Path:
     """Writes ``<folder>/report/*.png`` and ``<folder>/report.html``; returns the HTML path."""
-    trials = read_csv(folder / "trials.csv")
+    trials = read_table(folder / "trials.csv")
     if trials.empty:
         raise FileNotFoundError(f"{folder / 'trials.csv'} has no trials yet")
     out = folder / "report"
@@ -302,7 +302,12 @@ def main(argv=None) -> int:
         return usage_error(
             f"no sweep {args.name or ''} with results in {results}; sweeps there: {', '.join(names) or 'none'}"
         )
-    print(f"wrote {build(folder)}")
+    try:
+        print(f"wrote {build(folder)}")
+    except (DamagedTable, FileNotFoundError) as e:
+        return usage_error(str(e))
+    except KeyboardInterrupt:
+        return interrupted()
     return 0
 
 

@@ -11,6 +11,8 @@ Results: ``<results-dir>/<name>/trials.csv`` and ``leaderboard.csv``, merged int
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import re
 import sys
@@ -18,8 +20,8 @@ import time
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from trainer.cli import Parser, usage_error, parse_sets  # noqa: E402
-from trainer.config import PRESETS  # noqa: E402
+from trainer.cli import Parser, interrupted, parse_sets, usage_error  # noqa: E402
+from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
 SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage")
@@ -90,6 +92,15 @@ def parse(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def quiet_ray() -> None:
+    """--quiet: no Tune boxes or result tables, no trial tracebacks (they are one line in trials.csv)."""
+    import logging
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the legacy reporter honours verbose=0; the new one prints its box
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def list_spaces() -> str:
     width = max(map(len, SPACES))
     return "\n".join(f"{name:{width}s}  {space.description}" for name, space in SPACES.items())
@@ -115,8 +126,12 @@ def check_args(args: argparse.Namespace) -> Path:
         raise UsageError(f"--steps {args.steps} must be a positive integer")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent {args.max_concurrent} must be at least 1")
-    if args.cpus_per_trial <= 0 or (args.gpus_per_trial is not None and args.gpus_per_trial < 0):
-        raise UsageError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    if not (math.isfinite(args.cpus_per_trial) and args.cpus_per_trial > 0):
+        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial} must be a finite number > 0")
+    if args.gpus_per_trial is not None and not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
+        raise UsageError(f"--gpus-per-trial {args.gpus_per_trial} must be a finite number >= 0")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_MAX}]")
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         raise UsageError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
     if args.resume and not args.name:
@@ -129,11 +144,36 @@ def check_args(args: argparse.Namespace) -> Path:
         raise UsageError(f"--results-dir {args.results_dir} is not writable")
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = results / name
-    if args.resume and not (folder / "sweep.json").is_file():
+    started = (folder / "sweep.json").exists() or (folder / "trials.csv").exists()
+    if args.resume and not folder.is_dir():
         raise UsageError(f"--resume: there is no sweep {name!r} in {results}")
-    if not args.resume and folder.exists():
+    if args.resume and not started:
+        raise UsageError(f"sweep {name!r} never started (its folder has no sweep.json): run it again without --resume")
+    if not args.resume and started:
         raise UsageError(f"sweep {name!r} already exists in {results}: use --resume to continue it or another --name")
+    # a folder without sweep.json or trials.csv is what a failed start left: a new run takes it over
     return folder
+
+
+def check_resume(folder: Path) -> dict:
+    """A sweep's saved state, checked before Ray starts: sweep.json, trials.csv and the Optuna study."""
+    from sweep.records import DamagedTable, load_sweep_json, read_table
+
+    try:
+        saved = load_sweep_json(folder)
+        read_table(folder / "trials.csv")
+    except DamagedTable as e:
+        raise UsageError(str(e)) from None
+    db = folder / "optuna.db"
+    if saved.get("storage", "sqlite") == "sqlite" and db.exists():
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+                con.execute("select study_name from studies").fetchall()
+        except sqlite3.Error as e:
+            raise UsageError(f"{db} is not an Optuna study ({e}); move it away to resume with a fresh study") from None
+    return saved
 
 
 def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
@@ -187,13 +227,14 @@ def base_config(args: argparse.Namespace, preset: str) -> dict:
 def check_configs(base: dict, space, local: bool) -> None:
     """Builds every baseline's config and, on a local run, opens the data and FID cache, before Ray starts.
 
-    On a cluster (--address) data and caches live on the worker nodes, so only
-    the configs are checked here; a node missing them fails its trials with the
-    same one-sentence message.
+    Where the network is allowed (no MEANFLOW_OFFLINE), a missing CIFAR-10 or
+    FID cache is fetched here, once, atomically: the first trial finds them.
+    On a cluster (--address) the same happens on every node in the driver's
+    node check.
     """
     from trainer.config import from_flat
     from trainer.data import DataError, load_images
-    from trainer.fid_cache import FidCacheMissing, cache_dir, require_all
+    from trainer.fid_cache import FidCacheMissing, cache_dir, ensure_cache
 
     try:
         configs = [from_flat({**base, **point}) for point in space.points or [{}]]
@@ -201,22 +242,27 @@ def check_configs(base: dict, space, local: bool) -> None:
         if local:
             load_images(cfg.dataset, cfg.data_dir)
             if cfg.fid_mode == "clean-fid":
-                require_all(cache_dir(cfg.fid_cache or None))
-    except (ValueError, DataError, FidCacheMissing) as e:
+                ensure_cache(cache_dir(cfg.fid_cache or None))
+    except (ValueError, DataError, FidCacheMissing, OSError) as e:
         raise UsageError(str(e)) from None
 
 
 def main(argv=None) -> int:
     args = parse(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return interrupted("interrupted before the first trial; nothing to resume")
+
+
+def run(args: argparse.Namespace) -> int:
     if args.list_spaces:
         print(list_spaces())
         return 0
     try:
         folder = check_args(args)
         if args.resume:
-            from sweep.driver import load_sweep_args
-
-            saved = load_sweep_args(folder)
+            saved = check_resume(folder)
             preset, space = saved["preset"], SPACES[saved["space"]]
             base = saved["base"]
             settings = {**OLD_SWEEP_SETTINGS, **{k: saved[k] for k in SETTING_KEYS if k in saved}}
@@ -230,6 +276,8 @@ def main(argv=None) -> int:
     from sweep.cluster import ClusterError
     from sweep.driver import run_sweep
 
+    if args.quiet:
+        quiet_ray()
     try:
         return run_sweep(args, folder, space, preset, base, settings)
     except ClusterError as e:  # raised before anything is written

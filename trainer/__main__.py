@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from trainer.cli import Parser, usage_error, parse_sets
+from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_dir
 
 from trainer.config import PRESETS
 from trainer.model import MODEL_SIZES
@@ -80,13 +80,27 @@ def main(argv=None) -> int:
     if args.describe:
         print(describe())
         return 0
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return interrupted()
+
+
+def run(args: argparse.Namespace) -> int:
     from trainer.config import from_flat
     from trainer.data import DataError
-    from trainer.fid_cache import FidCacheMissing
+    from trainer.fid_cache import FidCacheMissing, check_files, cache_dir
+    from trainer.runtime import resolve_device
 
     try:
         cfg = from_flat(flat_config(args))  # --set errors are ValueErrors too
-    except ValueError as e:  # UnknownName is a ValueError too
+        problem = writable_dir(cfg.out_dir, "--out-dir") if cfg.out_dir else None
+        if problem:
+            raise ValueError(problem)
+        resolve_device(cfg.device)
+        if cfg.fid_mode == "clean-fid":
+            check_files(cache_dir(cfg.fid_cache or None))
+    except (ValueError, FidCacheMissing) as e:  # UnknownName is a ValueError too
         return usage_error(str(e))
     from trainer.model import SmallDiT
     from trainer.trial import train
@@ -98,7 +112,7 @@ def main(argv=None) -> int:
     )
     try:
         result = train(cfg, report=lambda m: print(json.dumps(m), flush=True))
-    except (DataError, FidCacheMissing) as e:
+    except (DataError, FidCacheMissing, ValueError) as e:  # a missing dataset, a damaged checkpoint, ...
         return usage_error(str(e))
     print(json.dumps({k: result[k] for k in ("final_fid", "fid_kind", "final_mse", "wall_seconds", "config_hash")}))
     return 0

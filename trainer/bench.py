@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 
 import torch
@@ -216,6 +217,8 @@ def main(argv=None) -> int:
     for flag in ("steps", "images"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} {getattr(args, flag)} must be a positive integer")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", args.device):
+        p.error(f"--device {args.device} is not cpu, cuda or cuda:N")
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error(f"--device {args.device}: no CUDA GPU is visible")

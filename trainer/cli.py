@@ -25,8 +25,34 @@ def literal(text: str):
     """'3' -> 3, '1e-3' -> 0.001, 'True' -> True, 'linear' -> 'linear'."""
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    try:
+        return float(text)  # nan, inf, -inf: numbers, which the config then refuses by name
+    except ValueError:
         return text
+
+
+def interrupted(what: str = "interrupted") -> int:
+    """Ctrl-C: one line, exit 130 (128 + SIGINT), no traceback."""
+    print(f"{what} (Ctrl-C)", file=sys.stderr)
+    return 130
+
+
+def writable_dir(path: str, flag: str) -> str | None:
+    """Why ``path`` cannot be an output folder (a file, or not writable), or None when it can."""
+    import os
+    from pathlib import Path
+
+    p = Path(path).absolute()
+    if p.exists() and not p.is_dir():
+        return f"{flag} {path} is a file, not a folder"
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        return f"{flag} {path} is not writable"
+    return None
 
 
 def parse_sets(items: list[str]) -> dict:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 
 from trainer.model import MODEL_SIZES
@@ -145,6 +147,10 @@ class TrainConfig:
     checkpoint_dir: str = ""  # where the checkpoint goes ('' = out_dir)
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # 1 and 1.0 are one value of a float field: one hash
+            value = getattr(self, f.name)
+            if f.type.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
         validate(self)
 
     def to_flat(self) -> dict:
@@ -274,8 +280,30 @@ def parse_nfe(value) -> tuple:
     return tuple(sorted(set(out)))
 
 
+SEED_MAX = 2**32 - 1  # the sampler's noise seeds are seed * 1,000,003 + block: this keeps them in 64 bits
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every field's value has its field's type: an int field refuses 1.5 and 1e3, a float refuses nan, inf, words."""
+    for f in dataclasses.fields(cfg):
+        value, kind = getattr(cfg, f.name), f.type
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{f.name}={value!r} must be an integer")
+        if kind.startswith("float") and not (value is None and "None" in kind):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{f.name}={value!r} must be a number")
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name}={value!r} must be a finite number")
+        if kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{f.name}={value!r} must be True or False")
+        if kind == "str" and not isinstance(value, str):
+            raise ValueError(f"{f.name}={value!r} must be text")
+
+
 def validate(cfg: TrainConfig) -> None:
     """One clear sentence per bad value (ValueError); run when the config is built."""
+    check_types(cfg)
     PRESETS[cfg.preset]
     TARGETS[cfg.target]
     TIME_SAMPLERS[cfg.time_sampler]
@@ -300,11 +328,21 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.fid_mode not in ("clean-fid", "standin"):
         raise ValueError(f"unknown fid_mode {cfg.fid_mode!r}; choose clean-fid or standin")
     for name in ("steps", "batch_size", "sample_steps", "fid_samples"):
-        if int(getattr(cfg, name)) <= 0:
+        if getattr(cfg, name) <= 0:
             raise ValueError(f"{name}={getattr(cfg, name)} must be a positive integer")
     for name in ("eval_every", "eval_samples", "checkpoint_every"):
-        if int(getattr(cfg, name)) < 0:
+        if getattr(cfg, name) < 0:
             raise ValueError(f"{name}={getattr(cfg, name)} must be >= 0")
+    if cfg.fid_samples < 2:  # a covariance needs two samples
+        raise ValueError(f"fid_samples={cfg.fid_samples} must be at least 2")
+    if cfg.eval_samples == 1:
+        raise ValueError(f"eval_samples={cfg.eval_samples} must be 0 (off) or at least 2")
+    if not 0 <= cfg.seed <= SEED_MAX:
+        raise ValueError(f"seed={cfg.seed} must be an integer in [0, {SEED_MAX}]")
+    if not DEVICE.fullmatch(cfg.device):
+        raise ValueError(f"device {cfg.device!r} is not auto, cpu, cuda or cuda:N")
+    if cfg.weight_decay < 0 or cfg.grad_clip < 0:
+        raise ValueError(f"weight_decay={cfg.weight_decay} and grad_clip={cfg.grad_clip} must be >= 0")
     if not cfg.lr > 0:
         raise ValueError(f"lr={cfg.lr} must be > 0")
     if not 0.0 <= cfg.ema_decay < 1.0:

@@ -31,6 +31,7 @@ def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
 
     if download is None:
         download = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
+    extract_offline(data_dir)
     try:
         try:
             ds = CIFAR10(data_dir, train=True, download=False)
@@ -51,6 +52,22 @@ def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 32, 32, 3) -> (N, 3, 32, 32)
     check_images(images, f"CIFAR-10 in {data_dir}")
     return images
+
+
+def extract_offline(data_dir: str) -> None:
+    """A folder holding only torchvision's archive is extracted in place (no network: extracting is not fetching)."""
+    from torchvision.datasets import CIFAR10
+    from torchvision.datasets.utils import check_integrity, extract_archive
+
+    archive = os.path.join(data_dir, CIFAR_ARCHIVE)
+    if os.path.isdir(os.path.join(data_dir, CIFAR_FOLDER)) or not os.path.isfile(archive):
+        return
+    if not check_integrity(archive, CIFAR10.tgz_md5):
+        raise DataError(f"{archive} is damaged (its MD5 is not torchvision's): replace it with a fresh copy")
+    try:
+        extract_archive(archive, data_dir)
+    except Exception as e:  # noqa: BLE001  (a full disk, permissions)
+        raise DataError(f"could not extract {archive} into {os.path.abspath(data_dir)} ({e})") from None
 
 
 def _missing(data_dir: str) -> str:

@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from trainer.cli import Parser, usage_error
-from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, prepare, require_all
+from trainer.cli import Parser, interrupted, usage_error
+from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, check_files, prepare, require_all
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
 
@@ -144,7 +144,9 @@ def main(argv=None) -> int:
     try:
         if args.command == "prepare":
             prepare(folder)
-        require_all(folder)
+        check_files(folder)  # opens both files: a damaged one is not "complete"
+    except KeyboardInterrupt:
+        return interrupted()
     except FidCacheMissing as e:
         return usage_error(str(e))
     except OSError as e:

@@ -15,6 +15,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from trainer.runtime import publish
+
 ENV_VAR = "MEANFLOW_FID_CACHE"
 INCEPTION_FILE = "inception-2015-12-05.pt"  # clean-fid's torchscript Inception-v3
 STATS_FILE = "cifar10_clean_train_32.npz"  # clean-fid's name: dataset, mode, split, resolution
@@ -47,6 +49,51 @@ def require_all(folder: Path) -> dict[str, Path]:
     return {name: require(folder, name) for name in (STATS_FILE, INCEPTION_FILE)}
 
 
+def check_files(folder: Path) -> dict[str, Path]:
+    """Both files present *and* readable: the statistics hold a 2048-vector mu and a 2048x2048 sigma, and the
+    Inception file loads as TorchScript. A damaged one raises FidCacheMissing naming it."""
+    paths = require_all(folder)
+    stats = paths[STATS_FILE]
+    try:
+        import numpy as np
+
+        with np.load(stats) as npz:
+            mu, sigma = npz["mu"], npz["sigma"]
+        ok = mu.shape == (2048,) and sigma.shape == (2048, 2048) and np.isfinite(mu).all() and np.isfinite(sigma).all()
+    except Exception:  # noqa: BLE001  (garbage, truncated, the wrong keys)
+        ok = False
+    if not ok:
+        raise FidCacheMissing(
+            f"{STATS_FILE} in {folder} is not clean-fid's statistics (mu of 2048, sigma of 2048x2048): "
+            "it is damaged; delete it and run 'python -m trainer.fid prepare' or copy it again"
+        )
+    try:
+        import torch
+
+        torch.jit.load(str(paths[INCEPTION_FILE]), map_location="cpu")
+    except Exception as e:  # noqa: BLE001
+        raise FidCacheMissing(
+            f"{INCEPTION_FILE} in {folder} does not load as TorchScript ({type(e).__name__}): it is damaged; "
+            "delete it and run 'python -m trainer.fid prepare' or copy it again"
+        ) from None
+    return paths
+
+
+def ensure_cache(folder: Path, log=print) -> dict[str, Path]:
+    """The cache checked; where the network is allowed, what is missing is fetched first (prepare)."""
+    try:
+        return check_files(folder)
+    except FidCacheMissing:
+        if offline() or all((folder / name).is_file() for name in (STATS_FILE, INCEPTION_FILE)):
+            raise  # offline, or present but damaged: never overwritten silently
+    prepare(folder, log)
+    return check_files(folder)
+
+
+def offline() -> bool:
+    return os.environ.get("MEANFLOW_OFFLINE", "") in ("1", "true", "yes")
+
+
 def source_urls() -> dict[str, str]:
     """clean-fid's own download addresses, read from clean-fid rather than copied here."""
     from cleanfid import downloads_helper
@@ -62,14 +109,33 @@ def download_atomic(url: str, dest: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, f)
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
 def prepare(folder: Path, log=print) -> None:
-    """Fetches what is missing into ``folder``; files already there are kept."""
+    """Fetches what is missing into ``folder``; files already there are kept.
+
+    Refused with MEANFLOW_OFFLINE=1; a folder this call created is removed
+    again if nothing could be fetched into it.
+    """
+    missing = [name for name in (STATS_FILE, INCEPTION_FILE) if not (folder / name).is_file()]
+    if missing and offline():
+        raise FidCacheMissing(
+            f"MEANFLOW_OFFLINE=1 forbids downloads: copy {' and '.join(missing)} into {folder} by hand"
+        )
+    created = not folder.exists()
+    try:
+        _fetch(folder, log)
+    except BaseException:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def _fetch(folder: Path, log) -> None:
     for name, url in source_urls().items():
         dest = folder / name
         if dest.is_file():

@@ -38,6 +38,26 @@ def versions() -> dict[str, str]:
     return out
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux allows (os.umask sets it process-wide)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Renames a finished temporary file onto ``path`` with the mode a plain open() would have given it
+    (mkstemp makes 0600, which other users of a shared results folder could not read)."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes to a temporary file beside ``path`` then renames it: readers never see half a file."""
     path = Path(path)
@@ -48,7 +68,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -65,7 +85,7 @@ def atomic_torch_save(path: str | os.PathLike, obj) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

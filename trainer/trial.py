@@ -239,7 +239,13 @@ class Trial:
         )
 
     def load(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+            state["config_hash"], state["net"], state["step"]
+        except Exception as e:  # truncated, garbage, or another program's file
+            raise ValueError(
+                f"checkpoint {path} is not a readable checkpoint ({type(e).__name__}); remove it or use another out_dir"
+            ) from None
         if state["config_hash"] != self.cfg.config_hash():
             raise ValueError(
                 f"checkpoint {path} belongs to config {state['config_hash']}, "

@@ -173,11 +173,13 @@ def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_sessi
     assert ran == [optuna.trial.TrialState.FAIL]
 
 
-def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_session, tmp_path):
+def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_session, tmp_path, capsys):
     import optuna
 
     args = sweep_args("ratio_fm_schedules", tmp_path, "s", 12, "--trials", "2", "--seeds", "2", fid_samples=64)
     assert main([*args, "--set", "eval_every=0"]) == 0
+    out = capsys.readouterr().out
+    assert "Configuration for experiment" not in out and "View detailed results" not in out  # --quiet is quiet
     trials = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
     groups = trials.groupby("config_hash")

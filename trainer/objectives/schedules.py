@@ -92,6 +92,9 @@ def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float
     fn = SCHEDULES[spec.name]
     accepted = list(schedule_defaults(spec.name))
     unknown = sorted(set(spec.params) - set(accepted))
+    for key, value in spec.params.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{what} schedule parameter {key}={value!r} must be a finite number")
     if unknown:
         raise ValueError(
             f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; it accepts: {', '.join(accepted)}"

@@ -1,0 +1,283 @@
+"""Bad input and damaged state across every command-line tool, table-driven.
+
+Each case: exit 2 (usage) with one sentence naming the bad value, no traceback,
+and no file under the scratch folder created, changed or removed. The CLIs run
+in this process; every check here fails before Ray starts or training begins.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+
+def make_scratch(root: Path) -> Path:
+    """A results folder with one intact sweep and one of each kind of damage, a file, a damaged FID cache."""
+    results = root / "results"
+    good = results / "good"
+    good.mkdir(parents=True)
+    (good / "sweep.json").write_text(
+        json.dumps({"name": "good", "space": "baselines", "preset": "smoke", "base": {"preset": "smoke"}, "trials": 3})
+    )
+    (good / "trials.csv").write_text("trial_id,status,final_fid,fid_kind,config_hash,seed,finished_at\n")
+    for name, sweep_json in (
+        ("empty-json", ""),
+        ("bad-json", "{not json"),
+        ("bad-space", '{"space": "nope", "preset": "smoke", "base": {}}'),
+    ):
+        (results / name).mkdir()
+        (results / name / "sweep.json").write_text(sweep_json)
+    (results / "bad-trials").mkdir()
+    (results / "bad-trials" / "sweep.json").write_text((good / "sweep.json").read_text())
+    (results / "bad-trials" / "trials.csv").write_bytes(b"trial_id,status,final_fid\nabc,completed,1.0\nxyz,compl")
+    (results / "bad-db").mkdir()
+    (results / "bad-db" / "sweep.json").write_text((good / "sweep.json").read_text())
+    (results / "bad-db" / "optuna.db").write_bytes(b"this is not a database")
+    (results / "no-json").mkdir()  # a start that failed before sweep.json was written
+    (root / "a-file").write_text("not a folder")
+    cache = root / "fid-cache"
+    cache.mkdir()
+    (cache / "cifar10_clean_train_32.npz").write_bytes(b"garbage")
+    (cache / "inception-2015-12-05.pt").write_bytes(b"PK\x03\x04 truncated")
+    ckpt = root / "run-garbage" / "ckpt"
+    ckpt.mkdir(parents=True)
+    (ckpt / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    return root
+
+
+def snapshot(root: Path) -> dict:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            out[str(p.relative_to(root))] = (st.st_size, st.st_mtime_ns, st.st_mode)
+    return out
+
+
+R = "{root}/results"
+CASES = [
+    # --- python -m trainer ---
+    ("trainer", ["--set", "lr=abc"], "lr='abc' must be a number"),
+    ("trainer", ["--set", "lr=nan"], "lr=nan must be a finite number"),
+    ("trainer", ["--set", "lr=1e999"], "lr=inf must be a finite number"),
+    ("trainer", ["--set", "lr=-1"], "lr=-1.0 must be > 0"),
+    ("trainer", ["--set", "steps=1.5"], "steps=1.5 must be an integer"),
+    ("trainer", ["--set", "steps=1e3"], "steps=1000.0 must be an integer"),
+    ("trainer", ["--steps", "0"], "steps=0 must be a positive integer"),
+    ("trainer", ["--set", "fid_samples=1"], "fid_samples=1 must be at least 2"),
+    ("trainer", ["--set", "eval_samples=1"], "eval_samples=1 must be 0 (off) or at least 2"),
+    ("trainer", ["--seed", "99999999999999999999999"], "seed=99999999999999999999999 must be an integer in [0, "),
+    ("trainer", ["--seed", "-1"], "seed=-1 must be an integer in [0, "),
+    ("trainer", ["--set", "compile=maybe"], "compile='maybe' must be True or False"),
+    ("trainer", ["--set", "time_mean_r=abc"], "time_mean_r='abc' must be a number"),
+    ("trainer", ["--set", "alpha.value=abc"], "alpha schedule parameter value='abc' must be a finite number"),
+    ("trainer", ["--set", "alpha.schedule=linear", "--set", "alpha.start=nan"], "parameter start=nan must be a finite"),
+    ("trainer", ["--set", "ema_decay=1.5"], "ema_decay=1.5 must be in [0, 1)"),
+    ("trainer", ["--set", "fid_nfe=0"], "fid_nfe=0 must be step counts"),
+    ("trainer", ["--set", "target=bogus"], "unknown target 'bogus'"),
+    ("trainer", ["--set", "bogus=1"], "unknown config key 'bogus'"),
+    ("trainer", ["--set", "novalue"], "--set 'novalue' is not KEY=VALUE"),
+    ("trainer", ["--device", "foo"], "device 'foo' is not auto, cpu, cuda or cuda:N"),
+    ("trainer", ["--device", "cuda"], "no CUDA GPU is visible"),
+    ("trainer", ["--out-dir", "{root}/a-file"], "--out-dir {root}/a-file is a file"),
+    ("trainer", ["--set", "dataset=cifar10", "--data-dir", "{root}/nowhere"], "CIFAR-10 is not in {root}/nowhere"),
+    (
+        "trainer",
+        ["--out-dir", "{root}/run-garbage", "--set", "checkpoint_every=5"],
+        "checkpoint {root}/run-garbage/ckpt/checkpoint.pt is not a readable checkpoint",
+    ),
+    ("trainer", ["--set", "fid_mode=clean-fid", "--fid-cache", "{root}/fid-cache"], "is not clean-fid's statistics"),
+    # --- python -m trainer.fid ---
+    (
+        "trainer.fid",
+        ["check", "--fid-cache", "{root}/fid-cache"],
+        "cifar10_clean_train_32.npz in {root}/fid-cache is not",
+    ),
+    (
+        "trainer.fid",
+        ["check", "--fid-cache", "{root}/none"],
+        "cifar10_clean_train_32.npz is missing from the FID cache",
+    ),
+    ("trainer.fid", ["prepare", "--fid-cache", "{root}/new-cache"], "MEANFLOW_OFFLINE=1 forbids downloads"),
+    ("trainer.fid", ["bogus"], "invalid choice: 'bogus'"),
+    # --- python -m trainer.bench ---
+    ("trainer.bench", ["--only", "bogus"], "--only 'bogus' names bogus; choose from step, naive, sampler, fid"),
+    ("trainer.bench", ["--device", "foo"], "--device foo is not cpu, cuda or cuda:N"),
+    ("trainer.bench", ["--steps", "0"], "--steps 0 must be a positive integer"),
+    ("trainer.bench", ["--size", "huge"], "invalid choice: 'huge'"),
+    # --- python -m sweep.run ---
+    ("sweep.run", ["--results-dir", R, "--set", "lr=abc"], "lr='abc' must be a number"),
+    ("sweep.run", ["--results-dir", R, "--set", "steps=1.5"], "steps=1.5 must be an integer"),
+    ("sweep.run", ["--results-dir", R, "--seed", "99999999999999999999999"], "--seed 99999999999999999999999 must be"),
+    ("sweep.run", ["--results-dir", R, "--cpus-per-trial", "nan"], "--cpus-per-trial nan must be a finite number > 0"),
+    ("sweep.run", ["--results-dir", R, "--gpus-per-trial", "inf"], "--gpus-per-trial inf must be a finite number"),
+    ("sweep.run", ["--results-dir", R, "--trials", "1.5"], "invalid int value: '1.5'"),
+    ("sweep.run", ["--results-dir", R, "--max-concurrent", "0"], "--max-concurrent 0 must be at least 1"),
+    ("sweep.run", ["--results-dir", R, "--storage", "bogus"], "--storage 'bogus' is not sqlite, journal"),
+    ("sweep.run", ["--results-dir", R, "--name", "good"], "sweep 'good' already exists"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "empty-json"], "empty-json/sweep.json is empty or not"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-json"], "bad-json/sweep.json is empty or not"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-space"], "names the unknown space 'nope'"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-trials"], "bad-trials/trials.csv is damaged"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-db"], "bad-db/optuna.db is not an Optuna study"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "no-json"], "sweep 'no-json' never started"),
+    ("sweep.run", ["--results-dir", "{root}/a-file/r"], "--results-dir {root}/a-file/r is not writable"),
+    ("sweep.run", ["--results-dir", R, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
+    ("sweep.run", ["--results-dir", R, "--address", "nohost"], "--address 'nohost' is not HOST:PORT or auto"),
+    # --- python -m sweep.leaderboard / sweep.report / sweep.confirm ---
+    ("sweep.leaderboard", ["--results-dir", R, "--top", "0"], "--top 0 must be at least 1"),
+    ("sweep.leaderboard", ["--results-dir", "{root}/none"], "no sweep results in {root}/none"),
+    ("sweep.leaderboard", ["--results-dir", R, "--space", "nope"], "no completed trials of space 'nope'"),
+    ("sweep.report", ["--results-dir", R, "--name", "nope"], "no sweep nope with results in"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "ghost"], "there is no sweep"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "good", "--top", "0"], "--top 0 must be at least 1"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "good", "--seeds", "1"], "--seeds 1 must be at least 2"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "bad-json"], "bad-json/sweep.json is empty or not"),
+]
+MODULES = {"trainer": "trainer.__main__"}
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return make_scratch(tmp_path_factory.mktemp("scratch"))
+
+
+def run_cli(module: str, argv: list[str], capsys) -> tuple[int, str]:
+    main = importlib.import_module(MODULES.get(module, module)).main
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's errors
+        code = e.code
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+@pytest.mark.parametrize("module, argv, message", CASES, ids=[f"{m}:{' '.join(a)}" for m, a, _ in CASES])
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(scratch, capsys, module, argv, message):
+    root = str(scratch)
+    argv = [a.format(root=root) for a in argv]
+    before = snapshot(scratch)
+    code, out = run_cli(module, argv, capsys)
+    assert code == 2, out
+    assert message.format(root=root) in out, out
+    assert "Traceback" not in out
+    assert len([ln for ln in out.splitlines() if ln.startswith(("error:", "python -m"))]) == 1, out
+    assert snapshot(scratch) == before  # nothing created, changed or removed
+
+
+def test_there_are_at_least_forty_cases():
+    assert len(CASES) >= 40 and {m for m, _, _ in CASES} >= {"trainer", "trainer.fid", "trainer.bench", "sweep.run"}
+
+
+# ------------------------------------------------------------------ one test per class of damage
+def test_a_damaged_trials_table_is_refused_and_never_rewritten_with_fewer_rows(tmp_path):
+    from sweep.records import DamagedTable, SweepTable
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    csv = folder / "trials.csv"
+    csv.write_text("trial_id,status,final_fid\na,completed,1.0\nb,completed,2.0\nc,compl")  # cut mid-row
+    table = SweepTable(tmp_path, "s", "baselines")
+    with pytest.raises(DamagedTable, match=r"trials.csv is damaged .* it will not be rewritten"):
+        table.load()
+    good = SweepTable(tmp_path, "s", "baselines")
+    csv.write_text("trial_id,status,final_fid\na,completed,1.0\nb,completed,2.0\n")
+    good.load()
+    good.rows.pop("b")  # a bug that lost a row must not reach the disk
+    with pytest.raises(DamagedTable, match="refusing to rewrite .* with 1 of its 2 rows"):
+        good.save()
+    assert csv.read_text().count("completed") == 2
+
+
+def test_one_broken_sweep_does_not_break_its_neighbours(tmp_path, capsys):
+    from sweep.leaderboard import main as board_main
+    from sweep.records import SweepTable, merged_board
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "trials.csv").write_bytes(b"\x00\x01garbage,,\n\xff")
+    table = SweepTable(tmp_path, "fine", "baselines")
+    row = {"status": "completed", "final_fid": 3.0, "fid_kind": "k", "config_hash": "h", "seed": 0}
+    table.update("t1", **row, finished_at="2026-11-28T00:00:00+00:00")
+    table.save()  # the merged board is rebuilt around the broken sweep
+    board = merged_board(tmp_path)
+    assert list(board["trial_id"]) == ["t1"]
+    assert f"skipping {broken / 'trials.csv'}" in capsys.readouterr().err
+    before = snapshot(tmp_path)
+    assert board_main(["--results-dir", str(tmp_path)]) == 0  # read-only: prints, writes nothing
+    assert snapshot(tmp_path) == before
+    out = capsys.readouterr()
+    assert "t1" in out.out and "skipping" in out.err
+
+
+def test_result_files_respect_the_umask(tmp_path):
+    from trainer.runtime import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "a.json", {"x": 1})
+        assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_json(tmp_path / "b.json", {"x": 1})
+        assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_an_archive_alone_is_extracted_offline(tmp_path, monkeypatch):
+    """MEANFLOW_OFFLINE=1 and only cifar-10-python.tar.gz: extracting is not downloading."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+    from torchvision.datasets import CIFAR10
+
+    from trainer.data import DataError, extract_offline
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]})
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(buf.getvalue())
+    with pytest.raises(DataError, match="is damaged .*MD5"):  # not torchvision's archive: refused, not unpacked
+        extract_offline(str(tmp_path))
+    assert not (tmp_path / "cifar-10-batches-py").exists()
+    import hashlib
+
+    monkeypatch.setattr(CIFAR10, "tgz_md5", hashlib.md5(archive.read_bytes()).hexdigest())
+    extract_offline(str(tmp_path))
+    assert (tmp_path / "cifar-10-batches-py" / "data_batch_1").is_file()
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "--steps", "100000", "--out-dir", str(tmp_path / "o")],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    first = proc.stdout.readline()  # the model line: training has begun
+    assert first.startswith("SmallDiT") and time.time() < deadline
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip() == "interrupted (Ctrl-C)"
