@@ -6,7 +6,7 @@ this space: alphaflow's target is MeanFlow's wherever alpha is 0, and its clamp
 touches only discrete rows.
 """
 
-from search_spaces.base import FAMILIES, Choice, Param, baseline_point, register, suggest_schedule
+from search_spaces.base import Choice, Param, baseline_point, register, suggest_schedule
 
 SIGMOID_KEYS = ["alpha.schedule", "alpha.start", "alpha.end", "alpha.gamma", "alpha.k_init", "alpha.k_end", "alpha.eta"]
 RATIO = Param("ratio_fm.value", Choice((0.25, 0.5, 0.75)))
@@ -21,6 +21,6 @@ RATIO = Param("ratio_fm.value", Choice((0.25, 0.5, 0.75)))
     },
 )
 def define(trial):
-    suggest_schedule(trial, "alpha", FAMILIES, 0.0, 1.0)
+    suggest_schedule(trial, "alpha", 0.0, 1.0)
     RATIO.suggest(trial)
     return {"objective": "alphaflow", "ratio_fm.schedule": "constant"}

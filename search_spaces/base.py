@@ -14,11 +14,15 @@ from typing import Callable, NamedTuple
 
 from trainer.objectives import OBJECTIVES
 from trainer.objectives.named import BASELINES
-from trainer.objectives.schedules import schedule_defaults
+from trainer.objectives.schedules import SCHEDULES, VALUE, schedule_defaults
 from trainer.registry import Registry
 
 SPACES = Registry("search space")
-FAMILIES = ["constant", "linear", "cosine", "step", "sigmoid"]
+
+
+def families() -> list[str]:
+    """Every registered schedule family (read when a space runs: a family registered later is searched too)."""
+    return list(SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -106,41 +110,32 @@ class Param:
         return {self.key: value} if _holds(self.spec, value) else None
 
 
-# Ranges, and why:
-# - alpha in [0, 1]: alpha is a share of the interval (1 is flow matching on the
-#   discrete rows, 0 is MeanFlow's continuous limit).
-# - gamma in [5, 50] (log): AlphaFlow's 25 sits mid-range; 5 is a nearly linear
-#   ramp, 50 nearly a step.
-# - ratio_fm in [0.25, 1]: MeanFlow's ablation found 25-75% flow-matching rows
-#   best; below 25% training degrades, 1 is plain flow matching.
+# Value ranges, and why: alpha in [0, 1] (a share of the interval: 1 is flow matching on the discrete rows,
+# 0 MeanFlow's continuous limit); ratio_fm in [0.25, 1] (MeanFlow's ablation found 25-75% flow-matching rows
+# best; below 25% training degrades). Every other parameter's range lives with its schedule (schedules.py).
 def schedule_ranges(kind: str, lo: float, hi: float) -> dict:
-    """The searched parameters of schedule family ``kind`` with values in [lo, hi]."""
-    value = Float(lo, hi)
-    return {
-        "constant": {"value": value},
-        "linear": {"start": value, "end": value},
-        "cosine": {"start": value, "end": value},
-        "step": {"before": value, "after": value, "at": Float(0.1, 0.9)},
-        "sigmoid": {
-            "start": value,
-            "end": value,
-            "gamma": Float(5.0, 50.0, log=True),
-            "k_init": Float(0.0, 0.5),
-            "k_end": Float(0.6, 1.0),
-            "eta": Float(0.001, 0.05, log=True),
-        },
-    }[kind]
+    """The searched parameters of schedule family ``kind``, values in [lo, hi], from the schedule's record."""
+    out = {}
+    for param, rng in SCHEDULES[kind].ranges.items():
+        out[param] = Float(lo, hi) if rng == VALUE else Float(rng[0], rng[1], log=len(rng) > 2 and rng[2] == "log")
+    return out
 
 
 @dataclass(frozen=True)
 class Sched:
+    """A schedule family (every registered one unless ``only`` names some) and its parameters' ranges."""
+
     prefix: str
-    families: tuple
     lo: float
     hi: float
+    only: tuple = ()
+
+    @property
+    def families(self) -> list[str]:
+        return list(self.only) or families()
 
     def suggest(self, trial) -> None:
-        kind = trial.suggest_categorical(f"{self.prefix}.schedule", list(self.families))
+        kind = trial.suggest_categorical(f"{self.prefix}.schedule", self.families)
         for param, spec in schedule_ranges(kind, self.lo, self.hi).items():
             Param(f"{self.prefix}.{param}", spec).suggest(trial)
 
@@ -157,9 +152,9 @@ class Sched:
         return out
 
 
-def suggest_schedule(trial, prefix: str, families, lo: float, hi: float) -> None:
-    """Suggests ``<prefix>.schedule`` and the chosen family's parameters within [lo, hi]."""
-    Sched(prefix, tuple(families), lo, hi).suggest(trial)
+def suggest_schedule(trial, prefix: str, lo: float, hi: float) -> None:
+    """Suggests ``<prefix>.schedule`` (any registered family) and its parameters, values within [lo, hi]."""
+    Sched(prefix, lo, hi).suggest(trial)
 
 
 def plan_point(parts, flat: dict) -> dict | None:

@@ -8,7 +8,7 @@ single or max; the time embedding's scale 1 (the released DiTs) or 1000
 off); bf16 autocast on or off.
 """
 
-from search_spaces.base import FAMILIES, Choice, Float, Param, Sched, register_by_target
+from search_spaces.base import Choice, Float, Param, Sched, register_by_target
 from search_spaces.target_variants import LOSS, NO_ALPHA
 from trainer.config import ALPHA_ROWS
 from trainer.objectives import DISCRETE_WEIGHTS, FM_TIMES, TARGETS
@@ -27,10 +27,10 @@ TIME = [
 
 def plan(target: str) -> list:
     rec = TARGETS[target]
-    parts = [Sched("ratio_fm", tuple(FAMILIES), 0.25, 1.0)]
+    parts = [Sched("ratio_fm", 0.25, 1.0)]
     if rec.uses_alpha:
         parts += [
-            Sched("alpha", tuple(FAMILIES), 0.0, 1.0),
+            Sched("alpha", 0.0, 1.0),
             Param("discrete_weight", Choice(DISCRETE_WEIGHTS)),
             Param("alpha_rows", Choice(ALPHA_ROWS)),
         ]

@@ -1,6 +1,6 @@
 """``ratio_fm_schedules``: the flow-matching share over training, on MeanFlow's objective (alpha 0)."""
 
-from search_spaces.base import FAMILIES, register, suggest_schedule
+from search_spaces.base import register, suggest_schedule
 
 
 @register(
@@ -12,5 +12,5 @@ from search_spaces.base import FAMILIES, register, suggest_schedule
     },
 )
 def define(trial):
-    suggest_schedule(trial, "ratio_fm", FAMILIES, 0.25, 1.0)
+    suggest_schedule(trial, "ratio_fm", 0.25, 1.0)
     return {"objective": "meanflow"}

@@ -72,6 +72,7 @@ class RecordsCallback(Callback):
 
         params = self._params(trial)
         fields = {**params, "status": "running", "started_at": now(), "baseline": self.space.baseline_of(params)}
+        fields["trial_dir"] = trial.path  # Tune's own record of the trial folder (samples.png, progress.csv)
         try:  # known at start, so a failed trial has its hash and seed too
             cfg = from_flat({**self.base, **params})
             fields.update(config_hash=cfg.config_hash(), seed=cfg.seed)

@@ -54,6 +54,7 @@ TAIL = [
     "versions",
     "started_at",
     "finished_at",
+    "trial_dir",
 ]
 FAILED = ("diverged", "oom", "error")  # statuses of trials that failed (never ranked)
 # Measurement columns with a step count or step in their name (after the fixed ones).

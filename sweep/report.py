@@ -219,7 +219,7 @@ def build(folder: Path) -> Path:
         stopped = list(trials.loc[trials["status"] == "stopped", "trial_id"])
         rows = schedule_curves(board.head(5), KNOWN)
         parts += ["<h2>Schedules of the top 5 and the baselines</h2>", _img(plot_schedules(rows, out), "schedules")]
-        curves = intermediate_curves(folder, top_ids + stopped)
+        curves = intermediate_curves(trials, top_ids + stopped)
         parts += [
             "<h2>Intermediate FID</h2>",
             _img(plot_curves(curves, set(stopped), out), "curves")
@@ -227,7 +227,7 @@ def build(folder: Path) -> Path:
             else "<p>No intermediate FIDs were reported.</p>",
         ]
         parts += ["<h2>Samples (64 each, fixed seed)</h2>"]
-        grids = sample_grid_paths(folder, board, top_ids[:3])
+        grids = sample_grid_paths(trials, board, top_ids[:3])
         parts += [
             f"<figure>{_img(p, label)}<figcaption>{html.escape(label)}</figcaption></figure>" for label, p in grids
         ]

@@ -38,16 +38,15 @@ def schedule_curves(top: pd.DataFrame, baselines: list[str]) -> list[tuple[str, 
     return rows
 
 
-def trial_dirs(folder: Path) -> dict[str, Path]:
-    """Tune's trial folders in the sweep's storage, by trial id (trainable_<id>_...)."""
-    out = {}
-    for d in (folder / "ray" / "tune").glob("trainable_*"):
-        out[d.name.split("_")[1]] = d
-    return out
+def trial_dirs(trials: pd.DataFrame) -> dict[str, Path]:
+    """Each trial's folder as Tune reported it when the trial started (the ``trial_dir`` column)."""
+    if "trial_dir" not in trials:
+        return {}
+    return {str(t): Path(d) for t, d in zip(trials["trial_id"], trials["trial_dir"]) if isinstance(d, str)}
 
 
-def intermediate_curves(folder: Path, trial_ids: list[str]) -> dict[str, pd.DataFrame]:
-    dirs, out = trial_dirs(folder), {}
+def intermediate_curves(trials: pd.DataFrame, trial_ids: list[str]) -> dict[str, pd.DataFrame]:
+    dirs, out = trial_dirs(trials), {}
     for tid in trial_ids:
         progress = dirs.get(tid, Path("/nonexistent")) / "progress.csv"
         if progress.is_file():
@@ -59,9 +58,9 @@ def intermediate_curves(folder: Path, trial_ids: list[str]) -> dict[str, pd.Data
     return out
 
 
-def sample_grid_paths(folder: Path, board: pd.DataFrame, top_ids: list[str]) -> list[tuple[str, Path]]:
+def sample_grid_paths(trials: pd.DataFrame, board: pd.DataFrame, top_ids: list[str]) -> list[tuple[str, Path]]:
     """(label, samples.png) for the top trials and the best run of each baseline in the sweep."""
-    dirs, out = trial_dirs(folder), []
+    dirs, out = trial_dirs(trials), []
     chosen = [(f"#{i + 1} {tid}", tid) for i, tid in enumerate(top_ids)]
     if "baseline" in board:
         for name, group in board.dropna(subset=["baseline"]).groupby("baseline"):

@@ -93,3 +93,41 @@ def loss_spec(target: str = "meanflow", **overrides):
     from trainer.config import TrainConfig
 
     return dataclasses.replace(TrainConfig(target=target).loss_spec(amp=False), **overrides)
+
+
+# ------------------------------------------------ exact fields and target helpers (shared by test modules)
+class Constant(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.c = torch.nn.Parameter(c)
+
+    def forward(self, x, t, t_next):
+        return self.c.expand_as(x)
+
+
+class ExactMeanVelocity(torch.nn.Module):
+    """The true mean velocity when the data is one point a: u = (x_t - a) / t for every t_next."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = torch.nn.Parameter(a)
+
+    def forward(self, x, t, t_next):
+        return (x - self.a) / t[:, None, None, None]
+
+
+def call(name, net, x_t, t, t_next, dt, v):
+    from trainer.objectives import TARGETS
+
+    return TARGETS[name].fn(net, x_t, t, t_next, dt, v, x_t.device)
+
+
+def central_dudt(net, x_t, t, t_next, v, eps=1e-5):
+    """d/dt u(x_t, t, t_next) along (v, 1, 0) by a central difference."""
+    plus = net(x_t + eps * v, t + eps, t_next)
+    minus = net(x_t - eps * v, t - eps, t_next)
+    return (plus - minus) / (2 * eps)
+
+
+def rel(a, b):
+    return float((a - b).detach().norm() / b.detach().norm())

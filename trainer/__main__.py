@@ -59,8 +59,8 @@ def describe() -> str:
     lines.append("presets:    " + ", ".join(PRESETS))
     lines.append(f"\nprotocol version {PROTOCOL_VERSION}; named objectives, the settings each sets and where from:\n")
     lines.append(table(objective_rows(OBJECTIVES), ("objective", "key", "value", "source")))
-    lines.append("\nconfig defaults (the keys an objective leaves alone) and where from:\n")
-    lines.append(table(field_rows(TrainConfig()), ("key", "default", "source")))
+    lines.append("\nconfig defaults at the protocol (preset seed; what an objective leaves alone) and where from:\n")
+    lines.append(table(field_rows(TrainConfig(preset="seed")), ("key", "default", "source")))
     return "\n".join(lines)
 
 
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
 def run(args: argparse.Namespace) -> int:
     from trainer.config import from_flat
     from trainer.data import DataError
-    from trainer.fid_cache import FidCacheMissing, check_files, cache_dir
+    from trainer.fid_cache import FidCacheMissing
     from trainer.runtime import resolve_device
 
     try:
@@ -98,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             raise ValueError(problem)
         resolve_device(cfg.device)
-        if cfg.fid_mode == "clean-fid":
-            check_files(cache_dir(cfg.fid_cache or None))
-    except (ValueError, FidCacheMissing) as e:  # UnknownName is a ValueError too
+    except ValueError as e:  # UnknownName is a ValueError too; the data and FID cache are opened by the trial
+        return usage_error(str(e))
         return usage_error(str(e))
     from trainer.model import SmallDiT
     from trainer.trial import train

@@ -23,7 +23,7 @@ import torch
 from trainer.cli import Parser
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.objectives import TARGETS, TimeSpec, sample_times
-from trainer.step import LossSpec, make_loss_fn
+from trainer.loss import LossSpec, make_loss_fn
 
 ONLY = ("step", "naive", "sampler", "fid")
 

@@ -1,11 +1,18 @@
-"""The trial configuration: a frozen dataclass built once from a flat dict.
+"""The trial configuration: a frozen dataclass, built once from a flat dict (``from_flat``) or directly.
 
-Flat keys are what Ray and Optuna hand over. Two kinds of key expand:
-- ``objective``: a name from ``OBJECTIVES`` whose target and schedules become
-  defaults (explicit keys still override them);
-- ``ratio_fm.<param>`` / ``alpha.<param>`` (and ``.schedule``): the schedules'
-  names and parameters, one column each in a results table.
-``preset`` picks defaults for everything else (``PRESETS``).
+Where a value comes from, lowest precedence first:
+1. the field's default in ``TrainConfig``, or, for the keys a preset sets (the
+   fields whose default is ``FROM_PRESET``), the preset's value: ``preset``
+   is applied at construction, so ``TrainConfig(preset="seed")`` is the
+   protocol, not a tiny model with a "seed" label;
+2. ``objective``: a name from ``OBJECTIVES`` whose target, schedules and
+   settings become the values (``from_flat`` only);
+3. explicit keys.
+Schedule keys are ``ratio_fm.<param>`` / ``alpha.<param>`` (and
+``.schedule``), one column each in a results table. When explicit keys name
+another schedule family than the objective's (``alpha.schedule=linear`` over
+AlphaFlow's sigmoid), the objective's parameters of that schedule are dropped:
+they belong to the other family.
 """
 
 from __future__ import annotations
@@ -32,6 +39,16 @@ from trainer.objectives import (
 from trainer.registry import Registry
 
 PRESETS = Registry("preset")
+
+
+class _FromPreset:
+    """The default of a field that every preset sets: filled from the config's preset at construction."""
+
+    def __repr__(self) -> str:
+        return "FROM_PRESET"
+
+
+FROM_PRESET = _FromPreset()
 DATASETS = ("cifar10", "synthetic")
 ALPHA_ROWS = ("step", "uniform")
 
@@ -72,6 +89,9 @@ PRESETS.register("seed")(
         eval_samples=5_000,
         fid_samples=50_000,
         fid_mode="clean-fid",
+        lr=1e-4,  # MeanFlow's and AlphaFlow's DiT setting
+        ema_decay=0.999,  # horizon ~1,000 steps: a 10k-step run has no use for 0.9999
+        compile=True,  # torch.compile the training step and the sampler (GPU)
     )
 )
 # A CPU smoke run of about a minute: tiny model, synthetic images, and a
@@ -116,37 +136,41 @@ class TrainConfig:
     target_clamp: float = 0.0  # > 0 clips computed targets to [-c, c] (AlphaFlow, Shortcut: 4); 0 = off
     teacher_decay: float = 0.99  # EMA rate of the teacher of teacher targets (ema_teacher, shortcut); 0 = online net
     # --- model and data ---
-    model: str = "tiny"  # name from MODEL_SIZES
+    model: str = FROM_PRESET  # name from MODEL_SIZES
     time_scale: float = 1.0  # t and t - t_next are multiplied by this before the sinusoids (released DiTs: 1)
-    dataset: str = "synthetic"  # cifar10 | synthetic
+    dataset: str = FROM_PRESET  # cifar10 | synthetic
     data_dir: str = "data"  # where CIFAR-10 lives (or is downloaded to)
     # --- optimisation ---
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-4  # Adam; MeanFlow's and AlphaFlow's DiT setting
+    steps: int = FROM_PRESET
+    batch_size: int = FROM_PRESET
+    lr: float = FROM_PRESET  # Adam; MeanFlow's and AlphaFlow's DiT setting
     adam_b1: float = 0.9
     adam_b2: float = 0.95  # MeanFlow's DiT (JAX) and AlphaFlow's configs; torch's default is 0.999
     weight_decay: float = 0.0
-    ema_decay: float = 0.999  # horizon ~1,000 steps: a 10k-step run has no use for 0.9999
+    ema_decay: float = FROM_PRESET  # horizon ~1,000 steps: a 10k-step run has no use for 0.9999
     grad_clip: float = 0.0  # 0 disables; clipping costs a host-side norm only if enabled
     seed: int = 0
     # --- evaluation ---
-    eval_every: int = 100  # intermediate FID (and report()) every this many steps; 0 disables
-    eval_samples: int = 256  # samples for the intermediate FID
-    fid_samples: int = 512  # samples for the final FID (50k at the protocol)
-    fid_mode: str = "standin"  # clean-fid (protocol) | standin (offline smoke scoring)
+    eval_every: int = FROM_PRESET  # intermediate FID (and report()) every this many steps; 0 disables
+    eval_samples: int = FROM_PRESET  # samples for the intermediate FID
+    fid_samples: int = FROM_PRESET  # samples for the final FID (50k at the protocol)
+    fid_mode: str = FROM_PRESET  # clean-fid (protocol) | standin (offline smoke scoring)
     fid_cache: str = ""  # folder with Inception weights and reference stats ('' = env or default)
     sample_steps: int = 10  # Euler steps of the sampler (the protocol's FID)
     fid_nfe: tuple = ()  # more step counts to score the same EMA network at, e.g. (1, 2): final_fid_nfe1 ...
     # --- execution ---
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    compile: bool = True  # torch.compile the training step and the sampler (GPU)
+    compile: bool = FROM_PRESET  # torch.compile the training step and the sampler (GPU)
     amp: bool = False  # bf16 autocast on GPU (never on CPU); off as in the MeanFlow port until bench --precision-check
     out_dir: str = ""  # where result.json and samples.png go; '' writes nothing
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables
     checkpoint_dir: str = ""  # where the checkpoint goes ('' = out_dir)
 
     def __post_init__(self):
+        preset = PRESETS[self.preset]
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) is FROM_PRESET:
+                object.__setattr__(self, f.name, preset[f.name])
         for f in dataclasses.fields(self):  # 1 and 1.0 are one value of a float field: one hash
             value = getattr(self, f.name)
             if f.type.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
@@ -188,7 +212,7 @@ class TrainConfig:
 
     def loss_spec(self, amp: bool):
         """The loss settings, by keyword (``amp``: whether bf16 autocast is on for this device)."""
-        from trainer.step import LossSpec
+        from trainer.loss import LossSpec
 
         return LossSpec(
             target=self.target,
@@ -211,10 +235,6 @@ class TrainConfig:
             dyadic_levels=self.dyadic_levels,
         )
 
-    @classmethod
-    def from_flat(cls, flat: dict) -> "TrainConfig":
-        return from_flat(flat)
-
 
 def _field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
@@ -223,8 +243,7 @@ def _field_names() -> list[str]:
 def from_flat(flat: dict) -> TrainConfig:
     """Builds a TrainConfig from a flat dict; unknown keys raise ValueError listing the known ones."""
     flat = dict(flat)
-    preset = flat.get("preset", "smoke")
-    merged: dict = {"preset": preset, **PRESETS[preset]}
+    merged: dict = {"preset": flat.get("preset", "smoke")}  # the preset's values are filled at construction
     if "objective" in flat:
         objective = OBJECTIVES[flat.pop("objective")].flat()
         for prefix in ("ratio_fm", "alpha"):  # a schedule family swapped by the caller drops the objective's params

@@ -120,9 +120,6 @@ class DeviceImages:
         self.images = images.to(device)  # (N, 3, 32, 32) uint8: 150 MB for CIFAR-10
         self.device = device
 
-    def __len__(self) -> int:
-        return len(self.images)
-
     def batch(self, n: int, generator: torch.Generator) -> torch.Tensor:
         idx = torch.randint(len(self.images), (n,), generator=generator, device=self.device)
         x = self.images[idx].float().div_(127.5).sub_(1.0)  # (n, 3, 32, 32) in [-1, 1]

@@ -21,13 +21,13 @@ import functools
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from trainer.cli import Parser, interrupted, usage_error
-from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, check_files, prepare, require_all
+from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, check_files, prepare
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
 
@@ -39,9 +39,6 @@ class FidResult:
     num_samples: int
     seed: int
     seconds: float  # wall time, sampling included
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -86,7 +83,7 @@ class FidScorer:
             from cleanfid.inception_torchscript import InceptionV3W
 
             folder = cache_dir(cache)
-            stats = np.load(require_all(folder)[STATS_FILE])
+            stats = np.load(check_files(folder)[STATS_FILE])  # both files opened and checked: a clear error
             self.ref = (stats["mu"], stats["sigma"])
             self.model = InceptionV3W(str(folder), download=False).to(self.device).eval()
             self.reference = "cifar10-train-32"
@@ -118,19 +115,6 @@ class FidScorer:
 
     def close(self) -> None:
         self.pool.close()
-
-
-def final_fid(
-    model,
-    scorer: FidScorer,
-    num_samples: int = 50_000,
-    seed: int = 0,
-    sample_steps: int = 10,
-    batch_size: int = 1000,
-    amp: bool = False,
-) -> FidResult:
-    """The protocol's final FID of ``model`` (the EMA network): seeded, so a checkpoint always scores the same."""
-    return scorer.score_model(model, num_samples, seed, sample_steps, batch_size, amp)
 
 
 def main(argv=None) -> int:

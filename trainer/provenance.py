@@ -15,7 +15,7 @@ AF = "AlphaFlow's released code"
 
 # Config defaults (``TrainConfig``): field -> source.
 FIELDS = {
-    "preset": "ours: 'smoke' so a bare config runs on a CPU in seconds; 'seed' is the protocol",
+    "preset": "the protocol's preset, shown here; a bare config takes 'smoke' (ours: it runs on a CPU in seconds)",
     "target": "the seed task's reference objective (MeanFlow)",
     "ratio_fm": "MeanFlow Table 1a (25% r != t); AlphaFlow's alphaflow-meanflow-latentspace-B-2 ratio_fm 0.75",
     "alpha": "MeanFlow = AlphaFlow's alpha 0 (its alphaflow-meanflow experiment)",
@@ -35,18 +35,18 @@ FIELDS = {
     "discrete_weight": f"{AF} loss.py weight_d = ones * alpha",
     "target_clamp": f"ours: off by default; {AF} clips discrete targets at 4 (the alphaflow objective sets it)",
     "teacher_decay": "ours: a 100-step horizon for ema_teacher; shortcut sets 0.999 (its target_update_rate)",
-    "model": "ours: 'tiny' for CPU runs; 'seed' is the protocol's SmallDiT (hidden 512, depth 8, patch 2)",
+    "model": "the protocol's SmallDiT (hidden 512, depth 8, patch 2); smoke: 'tiny' (ours, for CPU runs)",
     "time_scale": f"{JAX_MF} models_dit.py timestep_embedding `t * freqs` and {AF} dit.py: unscaled",
-    "dataset": "ours: synthetic for CPU runs; the protocol is CIFAR-10",
+    "dataset": "the protocol: CIFAR-10; smoke: synthetic images (ours, offline)",
     "data_dir": "ours: ./data",
     "steps": "the protocol: 10,000 (preset seed); smoke 200",
     "batch_size": "the protocol: 128 (preset seed); smoke 16",
-    "lr": f"{JAX_MF} configs/default.py learning_rate 1e-4; {AF} experiments lr 1e-4",
+    "lr": f"{JAX_MF} configs/default.py learning_rate 1e-4; {AF} experiments lr 1e-4; smoke 1e-3 (ours: 200 steps)",
     "adam_b1": f"{AF} experiments betas [0.9, 0.95]; {JAX_MF} optax.adamw default b1 0.9",
     "adam_b2": f"{AF} experiments betas [0.9, 0.95]; {JAX_MF} configs/default.py adam_b2 0.95",
     "weight_decay": f"{AF} experiments weight_decay 0.0; {JAX_MF} train.py weight_decay=0",
     "ema_decay": "ours: 0.999, a 1,000-step horizon for a 10,000-step run (the released codes use 0.9999 over far "
-    "longer runs)",
+    "longer runs); smoke 0.99",
     "grad_clip": "ours: off, as in the released codes",
     "seed": "ours: 0",
     "eval_every": "ours: 2,000 at the protocol (5 intermediate FIDs)",
@@ -57,7 +57,7 @@ FIELDS = {
     "sample_steps": "the protocol: 10-step Euler",
     "fid_nfe": "ours: none beyond the protocol's; MeanFlow's point is 1- and 2-step generation (--set fid_nfe=1,2)",
     "device": "ours: CUDA when visible",
-    "compile": "ours: torch.compile on GPU (speed only; compiled and eager agree in tests)",
+    "compile": "ours: torch.compile on GPU (speed only; compiled and eager agree in tests); smoke: off",
     "amp": f"{PY_MF} meanflow.py and eval_loop.py run the JVP and sampling with autocast off; bf16 stays opt-in "
     "until `python -m trainer.bench --precision-check` is measured on a GPU",
     "out_dir": "ours",

@@ -31,7 +31,7 @@ from trainer.runtime import (
     versions,
 )
 from trainer.sampler import sample_images
-from trainer.step import make_loss_fn
+from trainer.loss import make_loss_fn
 
 CHECK_EVERY = 25  # steps between finiteness checks: each is one host sync
 TRACKED = ("loss", "mse", "fm_mse")  # the rows of Trial.track

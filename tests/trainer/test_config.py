@@ -1,6 +1,6 @@
 import pytest
 
-from trainer.config import TrainConfig, from_flat
+from trainer.config import from_flat
 from trainer.objectives import ScheduleSpec
 
 
@@ -51,9 +51,3 @@ def test_unknown_key_lists_known_keys():
 def test_bad_values_give_one_clear_sentence(flat, message):
     with pytest.raises(ValueError, match=message):
         from_flat(flat)
-
-
-def test_config_is_frozen():
-    cfg = TrainConfig()
-    with pytest.raises(AttributeError):
-        cfg.steps = 3

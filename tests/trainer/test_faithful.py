@@ -11,7 +11,7 @@ from tests.helpers import batch, loss_spec, randomized_dit
 from trainer.config import HASH_NEUTRAL, NOT_HASHED, PROTOCOL_VERSION, from_flat
 from trainer.model import SmallDiT, timestep_embedding
 from trainer.objectives import TARGETS, TimeSpec, sample_times
-from trainer.step import make_loss_fn, training_loss
+from trainer.loss import make_loss_fn, training_loss
 
 
 # ------------------------------------------------------------ discrete weight

@@ -1,6 +1,6 @@
 import torch
 
-from tests.helpers import randomized_dit
+from tests.helpers import Constant, ExactMeanVelocity, randomized_dit
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.sampler import euler_sample, noise_for, sample_images, to_uint8
 
@@ -33,26 +33,6 @@ def test_both_times_matter():
     net = randomized_dit()
     x, t = torch.randn(2, 3, 32, 32, dtype=torch.float64), torch.full((2,), 0.8, dtype=torch.float64)
     assert not torch.allclose(net(x, t, t * 0.5), net(x, t, t * 0.2))
-
-
-class Constant(torch.nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c = torch.nn.Parameter(c)
-
-    def forward(self, x, t, t_next):
-        return self.c.expand_as(x)
-
-
-class ExactMeanVelocity(torch.nn.Module):
-    """The true mean velocity when the data is one point a: u = (x_t - a) / t for every t_next."""
-
-    def __init__(self, a):
-        super().__init__()
-        self.a = torch.nn.Parameter(a)
-
-    def forward(self, x, t, t_next):
-        return (x - self.a) / t[:, None, None, None]
 
 
 def test_euler_is_exact_on_a_constant_velocity_field():

@@ -3,23 +3,8 @@
 import pytest
 import torch
 
-from tests.helpers import batch, randomized_dit
+from tests.helpers import batch, call, central_dudt, randomized_dit, rel
 from trainer.objectives import TARGETS, fused_target
-
-
-def call(name, net, x_t, t, t_next, dt, v):
-    return TARGETS[name].fn(net, x_t, t, t_next, dt, v, x_t.device)
-
-
-def central_dudt(net, x_t, t, t_next, v, eps=1e-5):
-    """d/dt u(x_t, t, t_next) along (v, 1, 0) by a central difference."""
-    plus = net(x_t + eps * v, t + eps, t_next)
-    minus = net(x_t - eps * v, t - eps, t_next)
-    return (plus - minus) / (2 * eps)
-
-
-def rel(a, b):
-    return float((a - b).detach().norm() / b.detach().norm())
 
 
 def test_network_is_not_linear_along_the_tangent():

@@ -5,12 +5,10 @@ import copy
 import pytest
 import torch
 
-from tests.helpers import batch, loss_spec, randomized_dit
-from tests.trainer.test_model_and_sampler import Constant, ExactMeanVelocity
-from tests.trainer.test_targets import call, central_dudt, rel
+from tests.helpers import Constant, ExactMeanVelocity, batch, call, central_dudt, loss_spec, randomized_dit, rel
 from trainer import train
 from trainer.objectives import TARGETS, TimeSpec, fused_target, sample_times
-from trainer.step import training_loss
+from trainer.loss import training_loss
 
 
 def test_splitmeanflow_tends_to_meanflow_along_the_models_velocity_linearly():

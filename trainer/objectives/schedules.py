@@ -1,9 +1,13 @@
 """Schedules of training progress for ``ratio_fm`` and ``alpha``.
 
 A schedule is a named function ``f(progress, **params) -> float`` with progress
-in [0, 1] (first step 0, last step 1). Specs are ``ScheduleSpec(name, params)``;
-``make_traj_params`` composes a ratio_fm and an alpha spec into the protocol's
-``sample_traj_params(batch_size, cur_step, max_steps, device)``.
+in [0, 1] (first step 0, last step 1), registered with ``@schedule(name,
+ranges=...)``: its record holds the function and the search range of each
+parameter, so a search space needs no per-family branch. A range is
+``VALUE`` (the value range the space gives: [0, 1] for alpha, [0.25, 1] for
+ratio_fm) or ``(lo, hi)`` / ``(lo, hi, "log")``. Specs are
+``ScheduleSpec(name, params)``; ``make_traj_params`` composes a ratio_fm and an
+alpha spec into the protocol's ``sample_traj_params(batch_size, cur_step, max_steps, device)``.
 """
 
 from __future__ import annotations
@@ -17,33 +21,66 @@ from typing import Callable
 from trainer.registry import Registry
 
 SCHEDULES = Registry("schedule")
+VALUE = "value range"  # a parameter that is itself a value of the schedule: searched in the space's range
 
 
-@SCHEDULES.register("constant")
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    fn: Callable  # f(progress, **params) -> float
+    ranges: dict  # parameter -> VALUE or (lo, hi) or (lo, hi, "log"): what a search space explores
+
+
+def schedule(name: str, *, ranges: dict):
+    """Registers ``f(progress, **params)`` as schedule ``name`` with the search range of every parameter."""
+
+    def deco(fn):
+        params = [p for p in inspect.signature(fn).parameters if p != "progress"]
+        if sorted(params) != sorted(ranges):
+            raise ValueError(f"schedule {name!r}: ranges {sorted(ranges)} must name exactly its parameters {params}")
+        SCHEDULES.register(name)(Schedule(name, fn, dict(ranges)))
+        return fn
+
+    return deco
+
+
+# Ranges, and why: values span the space's range; gamma in [5, 50] (log): AlphaFlow's 25 mid-range, 5 a
+# nearly linear ramp, 50 nearly a step; a step's position and the sigmoid's window keep away from the ends.
+@schedule("constant", ranges={"value": VALUE})
 def constant(progress: float, value: float = 0.0) -> float:
     """f(p) = value."""
     return value
 
 
-@SCHEDULES.register("linear")
+@schedule("linear", ranges={"start": VALUE, "end": VALUE})
 def linear(progress: float, start: float = 1.0, end: float = 0.0) -> float:
     """f(p) = start + (end - start) * p."""
     return start + (end - start) * progress
 
 
-@SCHEDULES.register("cosine")
+@schedule("cosine", ranges={"start": VALUE, "end": VALUE})
 def cosine(progress: float, start: float = 1.0, end: float = 0.0) -> float:
     """f(p) = end + (start - end) * (1 + cos(pi p)) / 2: flat at both ends."""
     return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-@SCHEDULES.register("step")
+@schedule("step", ranges={"before": VALUE, "after": VALUE, "at": (0.1, 0.9)})
 def step(progress: float, before: float = 1.0, after: float = 0.0, at: float = 0.5) -> float:
     """f(p) = before for p < at, else after."""
     return before if progress < at else after
 
 
-@SCHEDULES.register("sigmoid")
+@schedule(
+    "sigmoid",
+    ranges={
+        "start": VALUE,
+        "end": VALUE,
+        "gamma": (5.0, 50.0, "log"),
+        "k_init": (0.0, 0.5),
+        "k_end": (0.6, 1.0),
+        "eta": (0.001, 0.05, "log"),
+    },
+)
 def sigmoid(
     progress: float,
     start: float = 1.0,
@@ -77,19 +114,16 @@ class ScheduleSpec:
     name: str
     params: dict = field(default_factory=dict)
 
-    def to_dict(self) -> dict:
-        return {"schedule": self.name, **self.params}
-
 
 def schedule_defaults(name: str) -> dict[str, float]:
     """The parameters of schedule ``name`` with their defaults."""
-    params = inspect.signature(SCHEDULES[name]).parameters
+    params = inspect.signature(SCHEDULES[name].fn).parameters
     return {p: param.default for p, param in params.items() if p != "progress"}
 
 
 def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float], float]:
     """Binds a spec's parameters, rejecting unknown ones with the accepted names."""
-    fn = SCHEDULES[spec.name]
+    fn = SCHEDULES[spec.name].fn
     accepted = list(schedule_defaults(spec.name))
     unknown = sorted(set(spec.params) - set(accepted))
     for key, value in spec.params.items():

@@ -3,7 +3,7 @@
 import torch
 
 from tests.helpers import loss_spec, randomized_dit
-from trainer.step import make_loss_fn, training_loss
+from trainer.loss import make_loss_fn, training_loss
 
 
 def _inputs(n=8, seed=0):
