@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.records import (
+    CONFIRM_COLUMNS,
     FAILED,
     SweepTable,
     load_sweep_json,
@@ -202,8 +203,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     write_csv(summary, folder / "confirm.csv")
     write_board(folder)
     merge_leaderboards(folder.parent)
-    cols = ["label", "n", "n_failed", "mean_fid", "ci_low", "ci_high", "delta_mean", "delta_ci_low", "delta_ci_high"]
-    print(summary[cols + ["p_holm", "verdict"]].to_string(index=False))
+    print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
     print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
     if done < len(jobs):
         print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}")

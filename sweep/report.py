@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sweep.records import DamagedTable, attach_confirmations, pareto_front, read_csv, read_table, rank  # noqa: E402
+from sweep.records import CONFIRM_COLUMNS, DamagedTable, attach_confirmations, pareto_front, read_csv, read_table, rank  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
 from trainer.cli import Parser, interrupted, usage_error  # noqa: E402
@@ -185,22 +185,7 @@ def build(folder: Path) -> Path:
                 "<h2>Confirmation on fresh seeds</h2>",
                 f"<p>{html.escape(str(confirm['test'].iloc[0]))}, level {confirm['level'].iloc[0]}; "
                 "intervals are 95% t-intervals over seeds.</p>",
-                _frame_table(
-                    confirm,
-                    [
-                        "label",
-                        "n",
-                        "n_failed",
-                        "mean_fid",
-                        "ci_low",
-                        "ci_high",
-                        "delta_mean",
-                        "delta_ci_low",
-                        "delta_ci_high",
-                        "p_holm",
-                        "verdict",
-                    ],
-                ),
+                _frame_table(confirm, ["label", *CONFIRM_COLUMNS]),
             ]
         if "gpu_hours" in board and board["gpu_hours"].notna().any():
             parts += ["<h2>Cost</h2>", _img(plot_cost(config_costs(board), out), "cost")]
