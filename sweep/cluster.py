@@ -44,7 +44,7 @@ def connect(address: str | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else local Ray writes an auth token under $HOME
         ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
         return
-    probe_address(address)
+    probe_address(address)  # again: sweep.confirm and library callers come here directly
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning")

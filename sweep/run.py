@@ -273,8 +273,14 @@ def run(args: argparse.Namespace) -> int:
             settings = sweep_settings(args, space, base)
     except UsageError as e:
         return usage_error(str(e))
-    from sweep.cluster import ClusterError
+    from sweep.cluster import ClusterError, probe_address
     from sweep.driver import run_sweep
+
+    try:
+        if args.address:  # before Ray: an unreachable head is one sentence, not minutes of retries
+            probe_address(args.address)
+    except ClusterError as e:
+        return usage_error(str(e))
 
     if args.quiet:
         quiet_ray()

@@ -246,10 +246,12 @@ class Trial:
             raise ValueError(
                 f"checkpoint {path} is not a readable checkpoint ({type(e).__name__}); remove it or use another out_dir"
             ) from None
-        if state["config_hash"] != self.cfg.config_hash():
+        theirs = (state["config_hash"], state["config"].get("seed"))
+        ours = (self.cfg.config_hash(), self.cfg.seed)
+        if theirs != ours:  # the seed is not in the hash, but a run continued on another seed is another run
             raise ValueError(
-                f"checkpoint {path} belongs to config {state['config_hash']}, "
-                f"not {self.cfg.config_hash()}; remove it or use another out_dir"
+                f"checkpoint {path} belongs to config {theirs[0]} seed {theirs[1]}, "
+                f"not {ours[0]} seed {ours[1]}; remove it or use another out_dir"
             )
         self.net.load_state_dict(state["net"])
         self.ema.load_state_dict(state["ema"])
