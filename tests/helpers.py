@@ -131,3 +131,15 @@ def central_dudt(net, x_t, t, t_next, v, eps=1e-5):
 
 def rel(a, b):
     return float((a - b).detach().norm() / b.detach().norm())
+
+
+def assert_first_order_in_dt(name, net, x_t, t, t_next, v, u, slope):
+    """(target(dt = a (t - r)) - u) / a tends to ``slope`` linearly in a: ten times smaller a, ten times
+    smaller error (a in 1e-3 .. 1e-5, the last under 1%)."""
+    errors = []
+    for a in (1e-3, 1e-4, 1e-5):
+        got = call(name, net, x_t, t, t_next, a * (t - t_next), v)
+        errors.append(rel((got - u) / a, slope))
+    assert errors[2] < 1e-2, errors
+    for big, small in zip(errors, errors[1:]):
+        assert 0.05 < small / big < 0.2, errors
