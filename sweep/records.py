@@ -55,6 +55,7 @@ TAIL = [
     "started_at",
     "finished_at",
     "trial_dir",
+    "restarts",
 ]
 FAILED = ("diverged", "oom", "error")  # statuses of trials that failed (never ranked)
 # Measurement columns with a step count or step in their name (after the fixed ones).

@@ -97,3 +97,23 @@ def test_merge_counts_the_same_config_and_seed_once(tmp_path):
 def test_an_infrastructure_error_is_recorded_by_its_last_line(text, line):
     """Status is data (a trial's own failures report it); only infrastructure errors reach this, as 'error'."""
     assert last_line(text) == line
+
+
+def test_every_column_the_driver_writes_is_a_measurement_or_a_config_key():
+    """Columns written by the callback must never reach a config as parameters (confirm and the report rebuild
+    configs from rows)."""
+    import pandas as pd
+
+    from sweep.records import param_columns, row_params
+    from trainer.config import from_flat
+
+    row = {
+        "trial_id": "t", "status": "completed", "restarts": 1, "trial_dir": "/x", "gpus": 0.0, "step": 20,
+        "intermediate_fid_10": 4.0, "final_fid_nfe1": 5.0, "fid_kind_nfe1": "k", "seed": 3, "config_hash": "h",
+        "error": "", "diverged_step": 1, "baseline": "meanflow", "best_intermediate_fid": 4.0,
+        "objective": "meanflow", "ratio_fm.value": 0.75, "steps": 20, "dyadic_levels": 7.0,
+    }  # fmt: skip
+    assert param_columns(pd.DataFrame(columns=list(row))) == ["dyadic_levels", "objective", "ratio_fm.value"]
+    params = row_params(row)
+    assert params == {"dyadic_levels": 7, "objective": "meanflow", "ratio_fm.value": 0.75}
+    from_flat(params)  # a valid config: 7.0 from the CSV is back to an int
