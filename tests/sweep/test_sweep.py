@@ -159,11 +159,13 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
     assert len(board) == 4  # the same config hash and seed is ranked once
 
 
-def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path):
+def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path, capsys):
     import optuna
 
     args = sweep_args("baselines", tmp_path, "d", 30, "--trials", "1", lr="1e30", eval_every=0)
     assert main(args) == 1  # every trial failed
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err and "Configuration for experiment" not in out.out  # --quiet
     trials = pd.read_csv(tmp_path / "d" / "trials.csv")
     assert list(trials["status"]) == ["diverged"]
     assert 0 < trials["diverged_step"].item() < 30 and "loss became" in trials["error"].item()
