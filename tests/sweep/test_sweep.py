@@ -157,6 +157,13 @@ def test_interrupted_sweep_resumes_without_losing_a_completed_trial(ray_session,
     assert not after["status"].isin(["running", "pending"]).any()
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(board) == 4  # the same config hash and seed is ranked once
+    import optuna
+
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{tmp_path / 'r' / 'optuna.db'}")
+    states = optuna.trial.TrialState
+    assert not [t for t in study.trials if t.state == states.RUNNING]  # no stale row of the dead driver's trial
+    complete = [t.params["objective"] for t in study.trials if t.state == states.COMPLETE]
+    assert sorted(complete) == sorted(set(completed["objective"]))  # every config told exactly once
 
 
 def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path, capsys):
@@ -206,3 +213,28 @@ def test_fid_and_cost_study_is_multi_objective_and_the_board_marks_the_front(ray
     assert len(done) == 3 and all(len(t.values) == 2 and t.values[1] > 0 for t in done)
     board = pd.read_csv(tmp_path / "mo" / "leaderboard.csv")
     assert board["pareto"].any() and bool(board.loc[board["final_fid"].idxmin(), "pareto"])
+
+
+def test_the_stock_optuna_searcher_cannot_take_status_results_so_ours_filters_them():
+    """One metric name for every FID report was tried: the stock searcher still fails on two kinds of result."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from sweep.driver import FinalOnlyOptunaSearch
+
+    def searcher(cls):
+        s = cls(space={"x": __import__("optuna").distributions.FloatDistribution(0, 1)}, metric="fid", mode="min")
+        s.suggest("t1")
+        return s
+
+    failed = {"status": "diverged", "error": "loss became nan at step 3", "training_iteration": 1}
+    stock = searcher(OptunaSearch)
+    with pytest.raises(KeyError):
+        stock.on_trial_result("t1", failed)  # a trial's own failure carries no FID
+    with pytest.raises(KeyError):
+        stock.on_trial_complete("unknown", {"fid": 1.0})  # a trial a restored searcher never saw
+    ours = searcher(FinalOnlyOptunaSearch)
+    ours.on_trial_result("t1", failed)
+    ours.on_trial_complete("unknown", {"fid": 1.0})
+    ours.on_trial_complete("t1", failed)  # told FAIL, never a fake FID
+    (trial,) = ours._ot_study.trials
+    assert trial.state.name == "FAIL"
