@@ -18,7 +18,7 @@ from sweep.progress import RecordsCallback
 from sweep.records import FAILED, SweepTable, rank
 from sweep.trainable import trainable
 from trainer.config import from_flat
-from trainer.runtime import atomic_write_json
+from trainer.runtime import atomic_write_json, removed_if_left_empty
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
@@ -220,13 +220,8 @@ def preflight(args, base: dict, results_dir: Path) -> dict:
     resources = trial_resources(args)
     check_fits(resources["cpu"], resources["gpu"])
     if args.address:
-        created = not results_dir.exists()
-        try:
+        with removed_if_left_empty(results_dir):
             check_nodes(base, results_dir)
-        except Exception:
-            if created and results_dir.is_dir() and not any(results_dir.iterdir()):
-                results_dir.rmdir()
-            raise
     return resources
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from trainer.cli import Parser, interrupted, parse_sets, usage_error  # noqa: E402
+from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
@@ -137,10 +137,7 @@ def check_args(args: argparse.Namespace) -> Path:
     if args.resume and not args.name:
         raise UsageError("--resume needs --name, the sweep to continue")
     results = Path(args.results_dir).absolute()
-    probe = results
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
+    if writable_dir(str(results), "--results-dir"):  # a file, or a folder this user cannot write
         raise UsageError(f"--results-dir {args.results_dir} is not writable")
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = results / name

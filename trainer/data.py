@@ -10,6 +10,8 @@ import os
 
 import torch
 
+from trainer.runtime import offline
+
 CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR_FOLDER = "cifar-10-batches-py"
 
@@ -18,7 +20,6 @@ class DataError(RuntimeError):
     """The dataset is missing or malformed; the message says what to put where."""
 
 
-OFFLINE_ENV = "MEANFLOW_OFFLINE"  # set to 1: never download (clusters, air-gapped machines, tests)
 
 
 def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
@@ -30,7 +31,7 @@ def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
     from torchvision.datasets import CIFAR10
 
     if download is None:
-        download = os.environ.get(OFFLINE_ENV, "") not in ("1", "true", "yes")
+        download = not offline()
     extract_offline(data_dir)
     try:
         try:

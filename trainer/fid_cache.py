@@ -15,7 +15,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from trainer.runtime import publish
+from trainer.runtime import offline, publish, removed_if_left_empty
 
 ENV_VAR = "MEANFLOW_FID_CACHE"
 INCEPTION_FILE = "inception-2015-12-05.pt"  # clean-fid's torchscript Inception-v3
@@ -90,10 +90,6 @@ def ensure_cache(folder: Path, log=print) -> dict[str, Path]:
     return check_files(folder)
 
 
-def offline() -> bool:
-    return os.environ.get("MEANFLOW_OFFLINE", "") in ("1", "true", "yes")
-
-
 def source_urls() -> dict[str, str]:
     """clean-fid's own download addresses, read from clean-fid rather than copied here."""
     from cleanfid import downloads_helper
@@ -126,13 +122,8 @@ def prepare(folder: Path, log=print) -> None:
         raise FidCacheMissing(
             f"MEANFLOW_OFFLINE=1 forbids downloads: copy {' and '.join(missing)} into {folder} by hand"
         )
-    created = not folder.exists()
-    try:
+    with removed_if_left_empty(folder):
         _fetch(folder, log)
-    except BaseException:
-        if created and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-        raise
 
 
 def _fetch(folder: Path, log) -> None:

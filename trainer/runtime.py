@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,6 +11,26 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+
+
+OFFLINE_ENV = "MEANFLOW_OFFLINE"  # set to 1: never download (clusters, air-gapped machines, tests)
+
+
+def offline() -> bool:
+    """Whether MEANFLOW_OFFLINE forbids downloads (of CIFAR-10 and of the FID cache alike)."""
+    return os.environ.get(OFFLINE_ENV, "") in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def removed_if_left_empty(folder: Path):
+    """Runs the block; if it fails and ``folder`` did not exist before and is still empty, removes it again."""
+    created = not folder.exists()
+    try:
+        yield
+    except BaseException:
+        if created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
 
 
 def resolve_device(name: str = "auto") -> torch.device:
