@@ -98,7 +98,9 @@ class RecordsCallback(Callback):
             best = min(fid, row.get("best_intermediate_fid", float("inf")))
             fields = {"best_intermediate_fid": best, f"intermediate_fid_{result['step']}": fid}
             self.table.update(trial.trial_id, step=result["step"], **fields)
-            self.table.save()  # progress survives the driver, and others can watch it
+            # progress survives the driver and others can watch it; an intermediate FID moves no ranking,
+            # so the leaderboards (a re-read of every sweep under a lock) wait for the trial's end
+            self.table.save(boards=False)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}

@@ -114,14 +114,16 @@ def read_table(path: Path) -> pd.DataFrame:
     A damaged one raises DamagedTable naming the file: it is refused, never
     rewritten with fewer rows than it had.
     """
+    if not path.is_file() or not path.stat().st_size:
+        return pd.DataFrame()
+    text = path.read_bytes()  # read once: parsed by pandas, and counted record by record below
     try:
-        frame = read_csv(path)
+        frame = pd.read_csv(io.BytesIO(text), dtype=TEXT_COLUMNS)
+        rows_in_file = sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1  # records after the header
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise DamagedTable(f"{path} is damaged ({str(e).splitlines()[0]}); move it away or repair it") from None
     if frame.empty:
         return frame
-    text = path.read_bytes()
-    rows_in_file = sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1  # records after the header
     bad = (
         "trial_id" not in frame
         or "status" not in frame
@@ -285,14 +287,15 @@ class SweepTable:
         frame = pd.DataFrame(list(self.rows.values()))
         return order_columns(frame) if len(frame) else frame
 
-    def save(self) -> None:
+    def save(self, boards: bool = True) -> None:
+        """Rewrites trials.csv and, unless ``boards`` is False, the leaderboards (which only completed rows move)."""
         frame = self.frame()
         if frame.empty:
             return
         if len(frame) < self.loaded:  # never lose a row that was on disk
             raise DamagedTable(f"refusing to rewrite {self.trials_csv} with {len(frame)} of its {self.loaded} rows")
         write_csv(frame, self.trials_csv)
-        if self.name == "trials":
+        if boards and self.name == "trials":
             write_board(self.dir, frame)
             merge_leaderboards(self.results_dir)
 
