@@ -85,7 +85,13 @@ def load_plan(folder: Path, space, base: dict, top: int, seeds: int) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
     path = folder / "confirm.json"
     if path.is_file():
-        plan = json.loads(path.read_text())
+        try:
+            plan = json.loads(path.read_text())
+            int(plan["top"]), [int(x) for x in plan["seeds"]], plan["configs"], plan["level"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            raise ValueError(
+                f"{path} is damaged: remove it, confirm_trials.csv and confirm.csv to start the confirmation anew"
+            ) from None
         if (plan["top"], len(plan["seeds"])) != (top, seeds):
             raise ValueError(
                 f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])}; "

@@ -38,6 +38,9 @@ def make_scratch(root: Path) -> Path:
     (results / "bad-db" / "sweep.json").write_text((good / "sweep.json").read_text())
     (results / "bad-db" / "optuna.db").write_bytes(b"this is not a database")
     (results / "no-json").mkdir()  # a start that failed before sweep.json was written
+    (results / "bad-plan").mkdir()  # a confirmation whose plan is garbage
+    (results / "bad-plan" / "sweep.json").write_text((good / "sweep.json").read_text())
+    (results / "bad-plan" / "confirm.json").write_text("{oops")
     (root / "a-file").write_text("not a folder")
     cache = root / "fid-cache"
     cache.mkdir()
@@ -110,6 +113,17 @@ CASES = [
     ("trainer.bench", ["--device", "foo"], "--device foo is not cpu, cuda or cuda:N"),
     ("trainer.bench", ["--steps", "0"], "--steps 0 must be a positive integer"),
     ("trainer.bench", ["--size", "huge"], "invalid choice: 'huge'"),
+    (
+        "trainer.bench",
+        ["--precision-check", "--checkpoint", "{root}/none.pt"],
+        "--checkpoint {root}/none.pt is not a file",
+    ),
+    (
+        "trainer.bench",
+        ["--precision-check", "--checkpoint", "{root}/run-garbage/ckpt/checkpoint.pt"],
+        "is not a readable trial checkpoint",
+    ),
+    ("sweep.confirm", ["--results-dir", R, "--name", "bad-plan"], "bad-plan/confirm.json is damaged"),
     # --- python -m sweep.run ---
     ("sweep.run", ["--results-dir", R, "--set", "lr=abc"], "lr='abc' must be a number"),
     ("sweep.run", ["--results-dir", R, "--set", "steps=1.5"], "steps=1.5 must be an integer"),

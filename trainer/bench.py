@@ -14,6 +14,7 @@ images/s. Timings are real measurements of this machine: nothing is assumed.
 from __future__ import annotations
 
 import json
+import pickle
 import os
 import re
 import time
@@ -238,7 +239,12 @@ def main(argv=None) -> int:
     if args.precision_check:
         from trainer.precision import precision_check
 
-        emit(precision_check(device, SIZES[args.size][0], SIZES[args.size][1], args.images, args.checkpoint))
+        if args.checkpoint and not os.path.isfile(args.checkpoint):
+            p.error(f"--checkpoint {args.checkpoint} is not a file")
+        try:
+            emit(precision_check(device, SIZES[args.size][0], SIZES[args.size][1], args.images, args.checkpoint))
+        except (RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:  # not a trial checkpoint
+            p.error(f"--checkpoint {args.checkpoint} is not a readable trial checkpoint ({type(e).__name__})")
         return 0
     precisions = (False, True) if device.type == "cuda" else (False,)  # bf16 autocast: GPU only
     for name in STEP_CASES:

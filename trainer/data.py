@@ -20,8 +20,6 @@ class DataError(RuntimeError):
     """The dataset is missing or malformed; the message says what to put where."""
 
 
-
-
 def load_cifar10(data_dir: str, download: bool | None = None) -> torch.Tensor:
     """CIFAR-10 train (50,000 images) as uint8 (N, 3, 32, 32), via torchvision.
 
