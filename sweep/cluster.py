@@ -22,10 +22,30 @@ class ClusterError(RuntimeError):
     """The cluster cannot run this sweep; the message names the node and what is missing."""
 
 
-def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """HOST:PORT must accept a TCP connection within ``timeout`` (ray.init itself retries for minutes)."""
+def resolve_auto() -> str:
+    """What ``--address auto`` names, found as Ray finds it: RAY_ADDRESS, else the bootstrap file of the last
+    head started on this machine (which a head that died uncleanly leaves behind, naming a dead address)."""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    import tempfile
+
+    bootstrap = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        return bootstrap.read_text().strip().splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        raise ClusterError(
+            f"--address auto: RAY_ADDRESS is unset and {bootstrap} names no Ray head; "
+            "give HOST:PORT, or leave --address out to start a Ray of this sweep's own"
+        ) from None
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> str:
+    """HOST:PORT (``auto`` resolved) must accept a TCP connection within ``timeout`` (ray.init itself retries
+    for minutes); returns the address probed."""
+    shown = address
     if address == "auto":
-        return  # ray.init finds a local cluster through its session file, or fails at once
+        address = resolve_auto()
+        shown = f"auto ({address})"
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         raise ClusterError(f"--address {address!r} is not HOST:PORT or auto")
@@ -33,18 +53,26 @@ def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
     except OSError as e:
-        raise ClusterError(f"--address {address}: no Ray head answers there ({e.strerror or e})") from None
+        raise ClusterError(f"--address {shown}: no Ray head answers there ({e.strerror or e})") from None
+    return address
 
 
 def connect(address: str | None) -> None:
-    """ray.init on ``address`` (or a new local instance), refusing to wait more than CONNECT_TIMEOUT_S."""
+    """ray.init on ``address``, refusing to wait more than CONNECT_TIMEOUT_S; with none, a new local instance.
+
+    ``address="local"`` always starts a Ray of its own: a bare ``ray.init()``
+    would read RAY_ADDRESS and the bootstrap file ``<ray temp>/ray/ray_current_cluster``
+    and join whatever they name, retrying a dead head for ever when the file is
+    stale, or joining a colleague's instance (and dying with it). ``--address
+    auto`` is the explicit way to join one.
+    """
     import ray
 
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else local Ray writes an auth token under $HOME
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="warning")
         return
-    probe_address(address)  # again: sweep.confirm and library callers come here directly
+    address = probe_address(address)  # again: sweep.confirm and library callers come here directly
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning")

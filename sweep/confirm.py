@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweep import signals
 from sweep.records import (
     CONFIRM_COLUMNS,
     FAILED,
@@ -161,23 +162,29 @@ def summarize_confirmation(rows: list[dict], plan: dict) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("mean_fid", kind="stable").reset_index(drop=True)
 
 
+def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
+    """(config hash, seed) of every confirmation run that completed or failed: never run again."""
+    return {
+        (r.get("config_hash"), int(r["seed"])) for r in table.rows.values() if r["status"] in ("completed", *FAILED)
+    }
+
+
 def confirm(args, folder: Path, top: int, seeds: int) -> int:
-    """Runs (or resumes) a confirmation; 0 when every seed ended, 130 when interrupted."""
+    """Runs (or resumes) a confirmation; 0 when every seed ended, 128 + signal when stopped (130 Ctrl-C, 143
+    SIGTERM): interrupted runs run again when the same command is rerun."""
     from ray import tune
 
     from search_spaces import SPACES
-    from sweep.driver import preflight, ray_running, run_config
+    from sweep.driver import fit, preflight, ray_running, run_config, trial_fn
     from sweep.progress import RecordsCallback
-    from sweep.trainable import JOB, trainable
+    from sweep.trainable import JOB
 
     saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
     plan = load_plan(folder, space, base, top, seeds)
     table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
     table.load()
-    ended = {
-        (r.get("config_hash"), int(r["seed"])) for r in table.rows.values() if r["status"] in ("completed", *FAILED)
-    }
+    ended = ended_runs(table)
     jobs = [
         {**c["params"], "seed": s} for c in plan["configs"] for s in plan["seeds"] if (c["config_hash"], s) not in ended
     ]
@@ -190,20 +197,26 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     if jobs:
         with ray_running(getattr(args, "address", None)):
             resources = preflight(args, base, folder.parent)
-            fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
+            fn = trial_fn(base, folder, resources)
             callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
+
+            def on_deadline() -> int:  # Ray did not stop in time after a signal: what is on disk stays
+                table.interrupt_running()
+                print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}")
+                return signals.exit_code()
+
             tuner = tune.Tuner(
                 fn,
                 param_space={JOB: tune.grid_search(jobs)},
                 tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
                 run_config=run_config(
-                    folder, f"confirm-{time.strftime('%Y%m%d-%H%M%S')}", callback, getattr(args, "max_failures", 3)
+                    folder,
+                    f"confirm-{time.strftime('%Y%m%d-%H%M%S')}",
+                    [signals.GracefulStop(on_deadline), callback],
+                    getattr(args, "max_failures", 3),
                 ),
             )
-            grid = tuner.fit()
-            done = grid.num_terminated + grid.num_errors
-    else:
-        done = 0
+            fit(tuner, table)
     table.load()
     summary = summarize_confirmation(list(table.rows.values()), plan)
     write_csv(summary, folder / "confirm.csv")
@@ -211,9 +224,9 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     merge_leaderboards(folder.parent)
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
     print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
-    if done < len(jobs):
-        print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}")
-        return 130
+    if len(ended_runs(table)) < total or signals.stopping():
+        print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}", flush=True)
+        return signals.exit_code() or 130
     return 0
 
 
@@ -234,6 +247,8 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     args = parse(argv)
+    signals.reset()
+    signals.raise_on_stop()
     folder = Path(args.results_dir).absolute() / args.name
     if not (folder / "sweep.json").is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
@@ -245,14 +260,18 @@ def main(argv=None) -> int:
         return usage_error(f"--max-concurrent {args.max_concurrent} must be at least 1")
     if args.max_failures < 0:
         return usage_error(f"--max-failures {args.max_failures} must be 0 or more")
+    try:
+        signals.grace_seconds()
+    except ValueError as e:
+        return usage_error(str(e))
     from sweep.cluster import ClusterError
 
     try:
         return confirm(args, folder, args.top, args.seeds)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
-    except KeyboardInterrupt:
-        return interrupted("interrupted: rerun the same command to resume the confirmation")
+    except KeyboardInterrupt as e:
+        return interrupted("interrupted: rerun the same command to resume the confirmation", getattr(e, "code", 130))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
+from sweep import signals
 from sweep.cluster import check_fits, check_nodes, connect
 from sweep.progress import RecordsCallback
-from sweep.records import FAILED, SweepTable, rank
+from sweep.records import ENDED, FAILED, SweepTable, rank
 from sweep.trainable import trainable
 from trainer.config import from_flat
 from trainer.runtime import atomic_write_json, removed_if_left_empty
@@ -147,7 +148,23 @@ def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent
     )
     if settings["seeds"] > 1:
         searcher = SeedGroups(searcher, settings["seeds"], settings["seed"])
-    return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent) if max_concurrent else searcher
+    total = settings["trials"] * settings["seeds"]
+    return Interruptible(searcher, max_concurrent=max_concurrent or total)
+
+
+class Interruptible(ConcurrencyLimiter):
+    """The outermost searcher (a concurrency limit of all trials when none is asked for).
+
+    While the driver stops on a signal, a trial that ends without its final
+    result was interrupted, not failed: nobody is told (neither this limit nor
+    the searchers it wraps), so after ``--resume`` the trial continues under
+    its id and its Optuna trial, still RUNNING, is told once, when it ends.
+    """
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if signals.stopping() and not (result and METRIC in result):
+            return
+        super().on_trial_complete(trial_id, result=result, error=error)
 
 
 class BaselineSafeASHA(ASHAScheduler):
@@ -187,11 +204,13 @@ def ray_running(address: str | None):
     started = not ray.is_initialized()
     if started:
         connect(address)
+        signals.raise_on_stop()  # a local Ray head has just put in its own SIGTERM handler
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+        signals.settled()
 
 
 def trial_resources(args) -> dict:
@@ -201,14 +220,22 @@ def trial_resources(args) -> dict:
     return {"cpu": args.cpus_per_trial, "gpu": gpus}
 
 
-def run_config(folder: Path, name: str, callback, max_failures: int) -> tune.RunConfig:
+def trial_fn(base: dict, folder: Path, resources: dict):
+    """The trainable with this sweep's base config and its finals folder, on ``resources`` per trial."""
+    return tune.with_resources(
+        tune.with_parameters(trainable, base=base, finals=str(folder / "finals")),
+        {"cpu": resources["cpu"], "gpu": resources["gpu"]},
+    )
+
+
+def run_config(folder: Path, name: str, callbacks: list, max_failures: int) -> tune.RunConfig:
     """Tune's run settings. ``max_failures``: restarts of a trial whose worker, actor or node died (its own
     failures end it with a status instead, and are never retried)."""
     return tune.RunConfig(
         name=name,
         storage_path=str(folder / "ray"),
         verbose=0,
-        callbacks=[callback],
+        callbacks=callbacks,
         sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
         failure_config=tune.FailureConfig(max_failures=max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -248,11 +275,16 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
     name, total = folder.name, settings["trials"] * settings["seeds"]
     table = SweepTable(folder.parent, name, space.name)
     callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base, needs_gpu=resources["gpu"] > 0)
-    fn = tune.with_resources(tune.with_parameters(trainable, base=base), resources)
+
+    def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
+        return summarize(folder, name, total, asha=settings["scheduler"] == "asha")
+
+    fn = trial_fn(base, folder, resources)
     path = str(folder / "ray" / "tune")
     if args.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
+        with_callbacks(tuner, [signals.GracefulStop(on_deadline), callback])
     else:
         tuner = tune.Tuner(
             fn,
@@ -262,7 +294,9 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
                 num_samples=total,
                 reuse_actors=True,
             ),
-            run_config=run_config(folder, "tune", callback, settings["max_failures"]),
+            run_config=run_config(
+                folder, "tune", [signals.GracefulStop(on_deadline), callback], settings["max_failures"]
+            ),
         )
     seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
     print(
@@ -270,11 +304,10 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
         f"{resources['cpu']:g} CPU / {resources['gpu']:g} GPU per trial -> {folder}",
         flush=True,
     )
-    grid = tuner.fit()
-    ended = grid.num_terminated + grid.num_errors  # Ctrl-C makes fit() return early, quietly
-    if ended >= total:
+    fit(tuner, table)
+    if sum(r["status"] in ENDED for r in table.rows.values()) >= total and not signals.stopping():
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
-    code = summarize(folder, name, total, ended, asha=settings["scheduler"] == "asha")
+    code = summarize(folder, name, total, asha=settings["scheduler"] == "asha")
     if code == 0 and getattr(args, "confirm_top", 0):
         from sweep.confirm import confirm
 
@@ -282,12 +315,37 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
     return code
 
 
-def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5, asha: bool = False) -> int:
-    """Prints the ranked summary; 130 when interrupted, 1 when no trial completed, else 0."""
+def with_callbacks(tuner, callbacks: list) -> None:
+    """A restored Tuner runs with the callbacks pickled by the first driver; this one's replace them (its table,
+    its --quiet, and the signal handling of this version). Tuner.restore takes no run config: the one adapter
+    that reaches into Tune's private tuner, checked by tests/sweep/test_signals.py."""
+    try:
+        tuner._local_tuner.get_run_config().callbacks = callbacks
+    except AttributeError as e:
+        raise RuntimeError(f"this Ray release has no Tuner._local_tuner.get_run_config ({e}); see sweep/driver.py")
+
+
+def fit(tuner, table: SweepTable) -> None:
+    """Tuner.fit with stop signals handled (see sweep.signals); a stopped run's running rows become interrupted."""
+    try:
+        tuner.fit()
+    finally:
+        signals.raise_on_stop()
+    if signals.stopping():
+        table.interrupt_running()
+    signals.fit_returned()
+
+
+def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = False) -> int:
+    """Prints the ranked summary; 128 + signal when stopped by one (130 Ctrl-C, 143 SIGTERM), 1 when no trial
+    completed, else 0. Reads only the sweep's own tables (it also runs when Ray is gone)."""
     table = SweepTable(folder.parent, name, "")
     table.load()
+    if signals.stopping():
+        table.interrupt_running()
     table.save()
     rows = list(table.rows.values())
+    ended = sum(r["status"] in ENDED for r in rows)  # Tune counts interrupted trials as ended
     board = rank(table.frame())
     print(
         f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
@@ -300,12 +358,13 @@ def summarize(folder: Path, name: str, trials: int, ended: int, top: int = 5, as
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
     if asha:
         warn_early_signal(table.frame())
-    if ended < trials:
+    if ended < trials or signals.stopping():
         print(
-            f"interrupted: {ended} of {trials} trials finished; continue with "
-            f"python -m sweep.run --resume --name {name} --results-dir {folder.parent}"
+            f"interrupted{' by ' + signals.signal_name() if signals.stopping() else ''}: {ended} of {trials} "
+            f"trials finished; continue with python -m sweep.run --resume --name {name} --results-dir {folder.parent}",
+            flush=True,
         )
-        return 130
+        return signals.exit_code() or 130
     if not any(r["status"] == "completed" for r in rows) and any(r["status"] in FAILED for r in rows):
         print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
         return 1

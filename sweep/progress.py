@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from ray.tune import Callback
 
 from search_spaces import SearchSpace
+from sweep import signals
 from sweep.records import FAILED, SweepTable
 from sweep.trainable import FINAL_KEYS, NFE_PREFIXES, flat_params
 
@@ -43,9 +44,7 @@ class RecordsCallback(Callback):
 
     def setup(self, **info):
         self.table.load()  # a resumed driver starts from what was written before
-        for trial_id, row in self.table.rows.items():
-            if row["status"] in ("pending", "running"):  # a dead driver's trial; Tune may resume it under its id
-                self.table.update(trial_id, status="interrupted")
+        self.table.interrupt_running()  # a dead driver's trials; Tune resumes them under their ids
         self.t0 = time.time()
 
     def on_step_begin(self, iteration, trials, **info):
@@ -71,7 +70,12 @@ class RecordsCallback(Callback):
         from trainer.config import from_flat
 
         params = self._params(trial)
-        fields = {**params, "status": "running", "started_at": now(), "baseline": self.space.baseline_of(params)}
+        row = self.table.rows.get(trial.trial_id, {})
+        fields = {**params, "status": "running", "baseline": self.space.baseline_of(params)}
+        if row.get("status") == "interrupted":  # continues from its checkpoint on a resumed sweep
+            fields["restarts"] = int(row.get("restarts") or 0) + 1
+        else:
+            fields["started_at"] = now()
         fields["trial_dir"] = trial.path  # Tune's own record of the trial folder (samples.png, progress.csv)
         try:  # known at start, so a failed trial has its hash and seed too
             cfg = from_flat({**self.base, **params})
@@ -94,9 +98,7 @@ class RecordsCallback(Callback):
             f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else "")
         )
         if fid is not None:
-            row = self.table.rows.get(trial.trial_id, {})
-            best = min(fid, row.get("best_intermediate_fid", float("inf")))
-            fields = {"best_intermediate_fid": best, f"intermediate_fid_{result['step']}": fid}
+            fields = {"best_intermediate_fid": self._best(trial, fid), f"intermediate_fid_{result['step']}": fid}
             self.table.update(trial.trial_id, step=result["step"], **fields)
             # progress survives the driver and others can watch it; an intermediate FID moves no ranking,
             # so the leaderboards (a re-read of every sweep under a lock) wait for the trial's end
@@ -104,6 +106,8 @@ class RecordsCallback(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         last = trial.last_result or {}
+        if "final_fid" not in last and signals.stopping():  # its worker got the stop signal too
+            return self._interrupted(trial)
         if last.get("status") in FAILED:  # the trial's own failure, reported as data
             fields = {k: last[k] for k in ("status", "error", "diverged_step") if k in last}
             self.table.update(trial.trial_id, finished_at=now(), **fields)
@@ -113,6 +117,8 @@ class RecordsCallback(Callback):
             fields.update({k: v for k, v in last.items() if k.startswith(NFE_PREFIXES)})
             fields["gpu"] = fields.pop("device", None)
             fields["step"] = last.get("step")  # the final step, not the last intermediate one
+            # intermediate FIDs reported before a restart stay counted (the trainer knows those since its checkpoint)
+            fields["best_intermediate_fid"] = self._best(trial, last.get("best_intermediate_fid"))
             self.table.update(
                 trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"), **fields
             )
@@ -132,6 +138,8 @@ class RecordsCallback(Callback):
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         """An infrastructure failure (worker, actor or node died): Tune restarts the trial from its checkpoint."""
+        if signals.stopping():
+            return self._interrupted(trial)
         row = self.table.rows.get(trial.trial_id, {})
         restarts = int(row.get("restarts") or 0) + 1
         self.table.update(trial.trial_id, restarts=restarts, status="running")
@@ -141,10 +149,24 @@ class RecordsCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         # Its own failures end a trial normally with a status (on_trial_complete); what raises here is the
         # infrastructure's, after --max-failures restarts.
+        if signals.stopping():
+            return self._interrupted(trial)
         message = last_line(self._error_text(trial))
         self.table.update(trial.trial_id, status="error", error=message, finished_at=now())
         self._say(f"error {trial.trial_id}: {message}")
         self._summary()
+
+    def _best(self, trial, fid: float | None) -> float | None:
+        """The lowest intermediate FID of the trial's row and ``fid``."""
+        seen = [self.table.rows.get(trial.trial_id, {}).get("best_intermediate_fid"), fid]
+        seen = [x for x in seen if x is not None and x == x]
+        return min(seen) if seen else None
+
+    def _interrupted(self, trial) -> None:
+        """The driver is stopping: the trial neither ended nor failed; it continues on --resume."""
+        self.table.update(trial.trial_id, status="interrupted")
+        self.table.save(boards=False)
+        self._say(f"interrupted {trial.trial_id}")
 
     def _summary(self) -> None:
         self.table.save()

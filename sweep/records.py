@@ -58,6 +58,7 @@ TAIL = [
     "restarts",
 ]
 FAILED = ("diverged", "oom", "error")  # statuses of trials that failed (never ranked)
+ENDED = ("completed", "stopped", *FAILED)  # a trial with one of these statuses never runs again
 # Measurement columns with a step count or step in their name (after the fixed ones).
 MEASURED_PREFIXES = ("intermediate_fid_", "final_fid_nfe", "fid_kind_nfe", "confirm_")
 
@@ -282,6 +283,13 @@ class SweepTable:
         for key, value in fields.items():
             row[key] = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
         return row
+
+    def interrupt_running(self) -> None:
+        """The driver stopped: rows still pending or running are interrupted (they continue on resume)."""
+        for trial_id, row in self.rows.items():
+            if row["status"] in ("pending", "running"):
+                self.update(trial_id, status="interrupted")
+        self.save()
 
     def frame(self) -> pd.DataFrame:
         frame = pd.DataFrame(list(self.rows.values()))

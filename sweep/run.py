@@ -6,6 +6,9 @@ config suggested by Optuna (seeded TPE); known baselines in the space run first.
 Results: ``<results-dir>/<name>/trials.csv`` and ``leaderboard.csv``, merged into
 ``<results-dir>/leaderboard.csv``. Ctrl-C or a killed driver: rerun with
 ``--resume --name NAME``; finished trials are kept and the study continues.
+SIGTERM (a scheduler's preemption, ``scancel``, a time limit) stops as Ctrl-C
+does, with exit code 143; ``--resume auto --name NAME`` is the command a batch
+system can rerun as it is.
 """
 
 from __future__ import annotations
@@ -48,7 +51,15 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="override the preset's training steps")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--name", help="sweep name (default: <space>-<time>); with --resume, the sweep to continue")
-    p.add_argument("--resume", action="store_true", help="continue the sweep --name after a crash or Ctrl-C")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=["auto"],
+        help="continue the sweep --name after a crash, Ctrl-C or SIGTERM; '--resume auto' continues it when it "
+        "exists and starts it when not (for batch systems that rerun the same command: requeue, preemption)",
+    )
     p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what resources allow)")
     p.add_argument(
@@ -135,13 +146,16 @@ def check_args(args: argparse.Namespace) -> Path:
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         raise UsageError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
     if args.resume and not args.name:
-        raise UsageError("--resume needs --name, the sweep to continue")
+        raise UsageError(f"--resume{' auto' if args.resume == 'auto' else ''} needs --name, the sweep to continue")
     results = Path(args.results_dir).absolute()
     if writable_dir(str(results), "--results-dir"):  # a file, or a folder this user cannot write
         raise UsageError(f"--results-dir {args.results_dir} is not writable")
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = results / name
     started = (folder / "sweep.json").exists() or (folder / "trials.csv").exists()
+    if args.resume == "auto":  # the same command on every run of a batch job: continue, or start
+        args.resume = started
+        print(f"--resume auto: {'continuing' if started else 'starting'} sweep {name}", flush=True)
     if args.resume and not folder.is_dir():
         raise UsageError(f"--resume: there is no sweep {name!r} in {results}")
     if args.resume and not started:
@@ -245,18 +259,25 @@ def check_configs(base: dict, space, local: bool) -> None:
 
 
 def main(argv=None) -> int:
+    from sweep import signals
+
     args = parse(argv)
+    signals.reset()
+    signals.raise_on_stop()  # SIGTERM too: one line and 143, as Ctrl-C is one line and 130
     try:
         return run(args)
-    except KeyboardInterrupt:
-        return interrupted("interrupted before the first trial; nothing to resume")
+    except KeyboardInterrupt as e:
+        return interrupted("interrupted outside the trials' loop", getattr(e, "code", 130))
 
 
 def run(args: argparse.Namespace) -> int:
+    from sweep import signals
+
     if args.list_spaces:
         print(list_spaces())
         return 0
     try:
+        signals.grace_seconds()  # read by the stop handler: a bad value is refused before anything starts
         folder = check_args(args)
         if args.resume:
             saved = check_resume(folder)
@@ -268,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
             settings = sweep_settings(args, space, base)
-    except UsageError as e:
+    except (UsageError, ValueError) as e:
         return usage_error(str(e))
     from sweep.cluster import ClusterError, probe_address
     from sweep.driver import run_sweep

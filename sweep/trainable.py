@@ -8,6 +8,11 @@ missing) is reported as data (``status``, ``error``, ``diverged_step`` in its
 last result) and the trial ends; Optuna is told it FAILED (never a fake FID).
 Anything else (a dead worker, actor or node) raises, and Tune restarts the
 trial from its last checkpoint up to ``--max-failures`` times.
+
+A trial's final result is also written to ``<sweep>/finals/<trial id>.json``
+before it is reported: a trial that Tune restores after its end (a driver
+killed before it saved that the trial ended) reports it again instead of
+training again.
 """
 
 from __future__ import annotations
@@ -89,10 +94,21 @@ def trial_config(config: dict, base: dict, out_dir: Path, checkpoint_dir: Path):
     return from_flat(flat)
 
 
-def trainable(config: dict, base: dict) -> None:
+def saved_final(path: Path, cfg) -> dict | None:
+    """The final result a finished run of this trial left, when it is this config's and seed's."""
+    try:
+        final = json.loads(path.read_text())
+    except (OSError, ValueError):  # none yet, or cut by a crash mid-write (written atomically: only foreign files)
+        return None
+    ok = isinstance(final, dict) and (final.get("config_hash"), final.get("seed")) == (cfg.config_hash(), cfg.seed)
+    return final if ok and "final_fid" in final else None
+
+
+def trainable(config: dict, base: dict, finals: str | None = None) -> None:
     import torch
     from ray import tune
 
+    from trainer.runtime import atomic_write_json
     from trainer.trial import Diverged, checkpoint_path, train
 
     ctx = tune.get_context()
@@ -105,6 +121,10 @@ def trainable(config: dict, base: dict) -> None:
         cfg = trial_config(config, base, out_dir, scratch)
     except ValueError as e:  # a bad config is the trial's own failure: reported, never retried
         return fail("error", str(e))
+    final_path = Path(finals) / f"{ctx.get_trial_id()}.json" if finals else None
+    done = saved_final(final_path, cfg) if final_path else None
+    if done is not None:  # this trial ended before; its driver died before it saved that
+        return tune.report(done)
     restored = tune.get_checkpoint()
     if restored is not None:  # a resumed trial continues from its last report
         with restored.as_directory() as d:
@@ -134,6 +154,8 @@ def trainable(config: dict, base: dict) -> None:
     final.update(costs(result, gpus_held(ctx)))
     final["versions"] = json.dumps(result["versions"], sort_keys=True)
     final["step"] = cfg.steps
+    if final_path:
+        atomic_write_json(final_path, final)
     tune.report(final)
     shutil.rmtree(scratch, ignore_errors=True)
     release_device_memory()

@@ -16,6 +16,7 @@ def ray_session():
     """Ray started once per test run (2-4 s a start on this machine)."""
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+        # "local": a Ray of its own, whatever other instance or stale bootstrap file the machine has
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
     yield ray
     ray.shutdown()

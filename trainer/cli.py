@@ -33,10 +33,12 @@ def literal(text: str):
         return text
 
 
-def interrupted(what: str = "interrupted") -> int:
-    """Ctrl-C: one line, exit 130 (128 + SIGINT), no traceback."""
-    print(f"{what} (Ctrl-C)", file=sys.stderr)
-    return 130
+def interrupted(what: str = "interrupted", code: int = 130) -> int:
+    """Ctrl-C or another stop signal: one line, exit ``code`` (128 + the signal: 130 SIGINT, 143 SIGTERM)."""
+    import signal
+
+    print(f"{what} ({'Ctrl-C' if code == 130 else signal.Signals(code - 128).name})", file=sys.stderr)
+    return code
 
 
 def writable_dir(path: str, flag: str) -> str | None:

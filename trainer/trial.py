@@ -93,6 +93,8 @@ class Trial:
         # hides progress) and the MSE of rows with t_next = t (a fixed target: v).
         self.track = torch.full((len(TRACKED), cfg.steps), float("nan"), device=self.device)
         self.step, self.intermediate, self.checked = 0, [], 0
+        # seconds spent before this process: a restored trial's costs add up over every attempt
+        self.spent = {"train": 0.0, "eval": 0.0}
         ckpt_dir = cfg.checkpoint_dir or cfg.out_dir
         self.ckpt = checkpoint_path(ckpt_dir) if ckpt_dir and cfg.checkpoint_every else None
         if self.ckpt and self.ckpt.is_file():
@@ -131,24 +133,31 @@ class Trial:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
-        cfg, start, first = self.cfg, time.perf_counter(), self.step
-        t_last, k_last, eval_s = start, self.step, 0.0
+        cfg = self.cfg
+        start = t_last = time.perf_counter()
+        k_last, train0, eval0 = self.step, self.spent["train"], self.spent["eval"]
         for k in range(self.step, cfg.steps):
             self.train_step(k)
             self.step = k + 1
             if self.step % CHECK_EVERY == 0 or self.step == cfg.steps:
                 self.check_finite(self.step)
-            if self.ckpt and self.step % cfg.checkpoint_every == 0:
-                self.save(self.ckpt)  # before report(): a report may hand this checkpoint to a scheduler
+            metrics = None
             if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                 now = time.perf_counter()
-                self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
+                metrics = self.evaluate(steps_per_s=(self.step - k_last) / (now - t_last))
                 t_last, k_last = time.perf_counter(), self.step
-                eval_s += t_last - now
-        loop_s = time.perf_counter() - start
+                self.spent["eval"] += t_last - now
+            if self.ckpt and self.step % cfg.checkpoint_every == 0:
+                # after the evaluation (a restored trial keeps its FID), before the report (which may hand this
+                # checkpoint to a scheduler)
+                self.spent["train"] = train0 + (time.perf_counter() - start) - (self.spent["eval"] - eval0)
+                self.save(self.ckpt)
+            if metrics and self.report:
+                self.report(dict(metrics))
+        self.spent["train"] = train0 + (time.perf_counter() - start) - (self.spent["eval"] - eval0)
         main = self.score(cfg.fid_samples)
         extra = {k: main if k == cfg.sample_steps else self.score(cfg.fid_samples, k) for k in cfg.fid_nfe}
-        return self.finish(main, extra, train_s=loop_s - eval_s, eval_s=eval_s, steps_run=cfg.steps - first)
+        return self.finish(main, extra, train_s=self.spent["train"], eval_s=self.spent["eval"])
 
     def score(self, n: int, sample_steps: int | None = None):
         """FID of ``n`` samples of the EMA network (the sampler's seeded noise: the same for every call)."""
@@ -162,7 +171,8 @@ class Trial:
             amp=self.amp,
         )
 
-    def evaluate(self, steps_per_s: float) -> None:
+    def evaluate(self, steps_per_s: float) -> dict:
+        """The intermediate metrics at this step (FID of ``eval_samples``, mean losses since the last one)."""
         self.check_finite(self.step)
         res = self.score(self.cfg.eval_samples) if self.cfg.eval_samples else None
         lo = max(0, self.step - self.cfg.eval_every)
@@ -176,11 +186,11 @@ class Trial:
         if res:
             metrics.update(intermediate_fid=res.fid, intermediate_fid_kind=res.fid_kind)
         self.intermediate.append(metrics)
-        if self.report:
-            self.report(dict(metrics))
+        return metrics
 
-    def finish(self, res, extra: dict, train_s: float, eval_s: float, steps_run: int) -> dict:
-        """The trial's result. Seconds are this process's (a resumed trial counts from its checkpoint):
+    def finish(self, res, extra: dict, train_s: float, eval_s: float) -> dict:
+        """The trial's result. Seconds add up over every attempt of a restored trial (each checkpoint carries the
+        totals so far; the steps between the last checkpoint and a crash are counted once, when they are rerun):
         ``train_seconds`` training steps only, ``eval_seconds`` intermediate FIDs, ``fid_seconds`` every final FID."""
         cfg = self.cfg
         track = self.track.cpu()
@@ -203,7 +213,7 @@ class Trial:
             "fid_seconds": fid_s,
             "train_seconds": train_s,
             "eval_seconds": eval_s,
-            "step_ms": 1000.0 * train_s / steps_run if steps_run else None,
+            "step_ms": 1000.0 * train_s / cfg.steps,
             "wall_seconds": train_s + eval_s + fid_s,
             "best_intermediate_fid": min(
                 (m["intermediate_fid"] for m in self.intermediate if "intermediate_fid" in m), default=None
@@ -233,6 +243,7 @@ class Trial:
                 "teacher": self.teacher.state_dict() if self.teacher is not None else None,
                 "track": self.track.cpu(),
                 "intermediate": self.intermediate,
+                "spent": self.spent,
                 "gen": self.gen.get_state(),
                 "torch_rng": torch.get_rng_state(),
             },
@@ -263,6 +274,7 @@ class Trial:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = self.checked = state["step"]
         self.intermediate = state["intermediate"]
+        self.spent = dict(state.get("spent", self.spent))  # checkpoints written before costs were kept: from 0
 
 
 @torch.no_grad()

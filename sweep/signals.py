@@ -1,0 +1,177 @@
+"""Stop signals: SIGTERM (a scheduler's preemption, ``scancel``, a time limit) stops a sweep as cleanly as Ctrl-C.
+
+Outside Tune's loop (Ray starting, the preflight, the summary) a stop signal
+raises ``Stopped``, which every entry point turns into one line and exit code
+128 + signal (130 for SIGINT, 143 for SIGTERM). Inside the loop, ``GracefulStop``
+hands the first signal to Tune's own stop (the one Ctrl-C uses): Tune saves the
+experiment state with the in-flight trials still running, so ``--resume``
+continues them from their checkpoints. From that moment ``stopping()`` is true,
+and a trial that ends without its final result (its worker got the signal
+too) is *interrupted*: not counted as ended, not told to Optuna, not a restart.
+A second SIGINT stops at once; further SIGTERMs are ignored (a scheduler may
+send one to every process of the job and the batch script forward another).
+
+Every wait has a bound: a scheduler that signals every process of a job
+kills Ray's own processes too, and Tune's stop then blocks on the dead GCS
+(Ray's driver gives up after 60 s, with exit 1). ``STOP_GRACE_S`` after the
+signal (``MEANFLOW_STOP_GRACE_S``, default 20: SLURM's KillWait is 30 s by
+default) the driver writes its tables from what it already has, prints the
+summary and the ``--resume`` command, stops this process's children and
+exits 128 + signal, whatever Tune is doing. What a resume needs was already
+on disk: Tune's periodic experiment state, every trial's last checkpoint,
+finished trials' rows and finals (never rerun), the Optuna study.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from ray.tune import Callback
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)  # SIGUSR1: Tune's own stop signal
+_received: list[int] = []  # the first stop signal this process received (module state: searchers are pickled)
+_fit_returned = threading.Event()  # Tune's loop returned: the tables are written, the summary printed
+_settled = threading.Event()  # Ray is stopped too: nothing left that can hang
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal arrived outside Tune's loop; ``code`` is the exit code, 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.code = 128 + signum
+
+
+def stopping() -> bool:
+    """True once this driver received a stop signal."""
+    return bool(_received)
+
+
+def exit_code() -> int | None:
+    """128 + the first stop signal, or None when none arrived."""
+    return 128 + _received[0] if _received else None
+
+
+def signal_name() -> str:
+    return signal.Signals(_received[0]).name if _received else ""
+
+
+def _note(signum: int) -> None:
+    if not _received:
+        _received.append(signum)
+
+
+def _raise(signum, frame):
+    _note(signum)
+    raise Stopped(signum)
+
+
+def raise_on_stop() -> None:
+    """Outside Tune's loop a stop signal raises ``Stopped``; called at start and again after ``ray.init``
+    (a local Ray head installs a SIGTERM handler of its own that kills Ray and exits 1)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _raise)
+
+
+def reset() -> None:
+    """Forgets a received signal (tests run several sweeps in one process)."""
+    _received.clear()
+    _fit_returned.clear()
+    _settled.clear()
+
+
+def fit_returned() -> None:
+    _fit_returned.set()
+
+
+def settled() -> None:
+    """Ray is stopped (or was never ours): a pending stop deadline has nothing left to cut short."""
+    _settled.set()
+
+
+def grace_seconds() -> float:
+    """MEANFLOW_STOP_GRACE_S, checked when read: a bad value is one sentence, not a hang."""
+    text = os.environ.get("MEANFLOW_STOP_GRACE_S", "20")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < 3600):
+        raise ValueError(f"MEANFLOW_STOP_GRACE_S={text!r} must be a number of seconds in (0, 3600)")
+    return value
+
+
+def stop_children() -> None:
+    """SIGKILL to every descendant of this process (a local Ray's GCS, raylet and workers), read from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        try:
+            stat = open(f"/proc/{entry}/stat").read() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    mine, grew = {os.getpid()}, True
+    while grew:
+        more = {pid for pid, ppid in parents.items() if ppid in mine} - mine
+        mine |= more
+        grew = bool(more)
+    for pid in mine - {os.getpid()}:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+class GracefulStop(Callback):
+    """Inside Tune's loop: the first stop signal ends the loop through Tune's own stop; see the module docstring.
+
+    ``on_deadline()`` (writes the tables, prints the summary, returns the exit
+    code) runs when Tune has not returned ``grace_s`` seconds after the signal.
+    """
+
+    def __init__(self, on_deadline=None, grace_s: float | None = None):
+        self.on_deadline = on_deadline
+        self.grace_s = grace_s if grace_s is not None else grace_seconds()
+
+    def _deadline(self) -> None:
+        if _settled.wait(self.grace_s):
+            return
+        code = exit_code()
+        try:
+            print(f"Ray did not stop within {self.grace_s:g} s of the signal; stopping without it", file=sys.stderr)
+            if self.on_deadline and not _fit_returned.is_set():
+                code = self.on_deadline()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stop_children()
+            os._exit(code or exit_code() or 1)
+
+    def setup(self, **info):
+        tune_stop = signal.getsignal(signal.SIGUSR1)  # installed by Tune just before the callbacks' setup
+
+        def handler(signum, frame):
+            if stopping():
+                if signum == signal.SIGINT:  # a second Ctrl-C: stop now
+                    raise Stopped(signum)
+                return
+            _note(signum)
+            print(
+                f"{signal.Signals(signum).name} received: stopping; finished trials are kept, running ones "
+                "continue from their checkpoints on --resume",
+                file=sys.stderr,
+                flush=True,
+            )
+            threading.Thread(target=self._deadline, name="stop-deadline", daemon=True).start()
+            if callable(tune_stop):
+                tune_stop(signum, frame)
+            for sig in STOP_SIGNALS:  # Tune's stop puts its predecessor back on SIGINT
+                signal.signal(sig, handler)
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, handler)

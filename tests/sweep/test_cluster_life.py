@@ -1,0 +1,175 @@
+"""What real machines do to a sweep: another Ray instance, a stale Ray bootstrap file, stop signals, requeue.
+
+Each driver runs as a subprocess, as a user's or a batch job's would, with a
+Ray temp folder of its own (RAY_TMPDIR), so nothing here touches another test's
+Ray or the machine's.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.helpers import sweep_args
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ray_tmp():
+    """A short private Ray temp folder (Ray's socket paths must stay under 107 characters)."""
+    folder = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    yield folder
+    subprocess.run(["rm", "-rf", folder], check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def driver(args, ray_tmp: str, module: str = "sweep.run", **env):
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": ray_tmp, **env}
+    environ.pop("RAY_ADDRESS", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str):
+    end = time.time() + timeout
+    while time.time() < end:
+        got = predicate()
+        if got is not None and got is not False:
+            return got
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def completed_rows(csv: Path):
+    try:
+        frame = pd.read_csv(csv)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    done = frame[frame["status"] == "completed"]
+    return done if len(done) else None
+
+
+def study_trials(folder: Path, name: str):
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / name / 'optuna.db'}")
+    return [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+
+
+def test_a_stale_bootstrap_file_and_a_foreign_ray_instance_change_nothing(tmp_path, ray_tmp):
+    # a head that died uncleanly left its address behind: nothing listens there
+    (Path(ray_tmp) / "ray").mkdir(parents=True, exist_ok=True)
+    (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}\n")
+    args = sweep_args("baselines", tmp_path, "stale", 10, "--trials", "1", fid_samples=32, eval_every=0)
+    proc = driver(args, ray_tmp)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out[-3000:]
+
+    # a colleague's live instance: no CPU to give, so joining it would fail the preflight at once
+    port = free_port()
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp, "RAY_USAGE_STATS_ENABLED": "0"}
+    ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
+    foreign = subprocess.Popen(
+        [*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false", "--block"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        bootstrap = Path(ray_tmp) / "ray" / "ray_current_cluster"
+        wait_for(lambda: bootstrap.is_file() and str(port) in bootstrap.read_text(), 60, "the foreign head")
+        args = sweep_args("baselines", tmp_path, "foreign", 60, "--trials", "2", "--max-concurrent", "1")
+        proc = driver([*args, "--set", "fid_samples=32", "--set", "eval_every=0"], ray_tmp)
+        wait_for(lambda: completed_rows(tmp_path / "foreign" / "trials.csv") is not None, 180, "a first trial")
+        os.killpg(foreign.pid, signal.SIGTERM)  # the other instance goes away mid-sweep
+        foreign.wait(timeout=60)
+        out, _ = proc.communicate(timeout=240)
+    finally:
+        if foreign.poll() is None:
+            os.killpg(foreign.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    assert len(completed_rows(tmp_path / "foreign" / "trials.csv")) == 2
+
+
+STOPS = {
+    "SIGINT to the process group": (signal.SIGINT, True),
+    "SIGTERM to the driver": (signal.SIGTERM, False),
+    "SIGTERM to every process (a scheduler's scancel)": (signal.SIGTERM, True),
+}
+
+
+@pytest.mark.parametrize("how", list(STOPS))
+def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp_path, ray_tmp, how):
+    """Exit 128 + signal with the --resume line; the running trial is interrupted (never FAIL in Optuna) and
+    continues from its checkpoint on resume; every config completes and is told to Optuna exactly once."""
+    sig, group = STOPS[how]
+    args = sweep_args("baselines", tmp_path, "s", 150, "--max-concurrent", "1", "--trials", "3")
+    args += ["--set", "fid_samples=64", "--set", "eval_every=50", "--set", "eval_samples=0"]
+    proc = driver(args, ray_tmp, MEANFLOW_STOP_GRACE_S="10")
+    csv = tmp_path / "s" / "trials.csv"
+    try:
+        first = wait_for(lambda: completed_rows(csv), 240, "a first completed trial")
+        running = lambda: bool((pd.read_csv(csv)["step"] >= 50).sum() > len(first))  # noqa: E731
+        wait_for(running, 120, "a second trial past its first checkpoint")
+        start = time.time()
+        os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + sig, out[-3000:]
+    assert time.time() - start < 10 + 15, out[-3000:]  # the stop grace, then the summary
+    lines = out.strip().splitlines()
+    resume = f"continue with python -m sweep.run --resume --name s --results-dir {tmp_path}"
+    assert lines[-1].startswith(f"interrupted by {signal.Signals(sig).name}: ") and lines[-1].endswith(resume), out
+    stopped = pd.read_csv(csv)
+    assert "interrupted" in set(stopped["status"]) and not stopped["status"].isin(["running", "error"]).any()
+    states = [t.state.name for t in study_trials(tmp_path, "s")]
+    assert "FAIL" not in states and "RUNNING" in states, states  # the interrupted trial is not told anything
+
+    resumed = driver([*args, "--resume", "auto"], ray_tmp)  # the same command a requeued job runs
+    out, _ = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "--resume auto: continuing sweep s" in out
+    after = pd.read_csv(csv)
+    assert len(after) == 3 and set(after["status"]) == {"completed"}, after[["trial_id", "status"]]
+    kept = after.set_index("trial_id").loc[first["trial_id"]]
+    assert list(kept["final_fid"]) == list(first["final_fid"])  # finished trials are kept, not rerun
+    interrupted = after.set_index("trial_id").loc[stopped.loc[stopped["status"] == "interrupted", "trial_id"]]
+    assert (interrupted["restarts"] >= 1).all()  # continued from its checkpoint under its own id
+    trials = study_trials(tmp_path, "s")
+    assert sorted(t.params["objective"] for t in trials if t.state.name == "COMPLETE") == sorted(after["objective"])
+    assert all(t.state.name == "COMPLETE" for t in trials), [t.state.name for t in trials]
+
+
+def test_resume_auto_starts_a_missing_sweep_and_continues_an_existing_one(tmp_path, ray_tmp):
+    args = [*sweep_args("baselines", tmp_path, "auto", 10, "--trials", "1", fid_samples=32, eval_every=0)]
+    for word in ("starting", "continuing"):
+        proc = driver([*args, "--resume", "auto"], ray_tmp)
+        out, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0 and f"--resume auto: {word} sweep auto" in out, out[-3000:]
+    trials = pd.read_csv(tmp_path / "auto" / "trials.csv")
+    assert list(trials["status"]) == ["completed"]  # the second run found nothing left to do
