@@ -143,6 +143,9 @@ CASES = [
     ("sweep.run", ["--results-dir", "{root}/a-file/r"], "--results-dir {root}/a-file/r is not writable"),
     ("sweep.run", ["--results-dir", R, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
     ("sweep.run", ["--results-dir", R, "--address", "nohost"], "--address 'nohost' is not HOST:PORT or auto"),
+    ("sweep.run", ["--results-dir", R, "--resume", "maybe", "--name", "good"], "argument --resume: invalid choice"),
+    ("sweep.run", ["--results-dir", R, "--resume", "auto"], "--resume auto needs --name, the sweep to continue"),
+    ("sweep.run", ["--results-dir", R, "--resume", "auto", "--name", "bad-json"], "bad-json/sweep.json is empty or"),
     # --- python -m sweep.leaderboard / sweep.report / sweep.confirm ---
     ("sweep.leaderboard", ["--results-dir", R, "--top", "0"], "--top 0 must be at least 1"),
     ("sweep.leaderboard", ["--results-dir", "{root}/none"], "no sweep results in {root}/none"),
@@ -182,6 +185,18 @@ def test_bad_input_is_one_sentence_exit_2_and_nothing_written(scratch, capsys, m
     assert "Traceback" not in out
     assert len([ln for ln in out.splitlines() if ln.startswith(("error:", "python -m"))]) == 1, out
     assert snapshot(scratch) == before  # nothing created, changed or removed
+
+
+@pytest.mark.parametrize("module", ["sweep.run", "sweep.confirm"])
+@pytest.mark.parametrize("grace", ["abc", "nan", "0", "-5", "1e9"])
+def test_a_bad_stop_grace_is_refused_before_anything_starts(scratch, capsys, monkeypatch, module, grace):
+    monkeypatch.setenv("MEANFLOW_STOP_GRACE_S", grace)
+    before = snapshot(scratch)
+    code, out = run_cli(module, ["--results-dir", f"{scratch}/results", "--name", "good"], capsys)
+    assert (
+        code == 2 and out.strip() == f"error: MEANFLOW_STOP_GRACE_S={grace!r} must be a number of seconds in (0, 3600)"
+    )
+    assert snapshot(scratch) == before
 
 
 def test_there_are_at_least_forty_cases():

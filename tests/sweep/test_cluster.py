@@ -83,6 +83,8 @@ def test_a_trial_on_a_killed_node_restarts_from_its_checkpoint_and_matches_an_un
     assert proc.returncode == 0, out[-3000:]
     row = pd.read_csv(csv).iloc[0]
     assert row["status"] == "completed" and row.get("restarts", 0) >= 1, out[-3000:]
+    fids = [row[c] for c in row.index if c.startswith("intermediate_fid_")]  # reported before and after the restart
+    assert len(fids) == 9 and row["best_intermediate_fid"] == min(fids)
     result = json.loads(next((tmp_path / "kill" / "ray" / "tune").glob("*/out/result.json")).read_text())
     cfg = {k: v for k, v in result["config"].items() if k not in ("out_dir", "checkpoint_dir")}
     import torch

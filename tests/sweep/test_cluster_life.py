@@ -173,3 +173,23 @@ def test_resume_auto_starts_a_missing_sweep_and_continues_an_existing_one(tmp_pa
         assert proc.returncode == 0 and f"--resume auto: {word} sweep auto" in out, out[-3000:]
     trials = pd.read_csv(tmp_path / "auto" / "trials.csv")
     assert list(trials["status"]) == ["completed"]  # the second run found nothing left to do
+
+
+def test_address_auto_names_what_it_found_when_nothing_answers(tmp_path, ray_tmp):
+    args = sweep_args("baselines", tmp_path, "a", 10, "--address", "auto")
+    proc = driver(args, ray_tmp)
+    out, _ = proc.communicate(timeout=120)
+    bootstrap = Path(ray_tmp) / "ray" / "ray_current_cluster"
+    assert proc.returncode == 2 and out.strip().splitlines()[-1] == (
+        f"error: --address auto: RAY_ADDRESS is unset and {bootstrap} names no Ray head; give HOST:PORT, "
+        "or leave --address out to start a Ray of this sweep's own"
+    ), out
+    port = free_port()
+    bootstrap.parent.mkdir(parents=True)
+    bootstrap.write_text(f"127.0.0.1:{port}\n")  # a head that died uncleanly
+    start = time.time()
+    proc = driver(args, ray_tmp)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and time.time() - start < 60, out
+    assert f"error: --address auto (127.0.0.1:{port}): no Ray head answers there" in out
+    assert not (tmp_path / "a").exists()

@@ -1,7 +1,6 @@
 """The launch recipes shipped in sweep/launch: the SLURM script's start logic and the KubeRay RayJob manifest."""
 
 import os
-import stat
 import subprocess
 from pathlib import Path
 
@@ -10,36 +9,52 @@ import yaml
 LAUNCH = Path(__file__).resolve().parents[2] / "sweep" / "launch"
 
 
+def run_script(env: dict, *args: str):
+    return subprocess.run(
+        ["bash", str(LAUNCH / "slurm.sbatch"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
 def test_slurm_script_starts_a_head_then_workers_then_the_driver(tmp_path):
-    log = tmp_path / "srun.log"
-    stub = tmp_path / "srun"  # records each srun call instead of reaching a node
-    stub.write_text(f'#!/usr/bin/env bash\necho "srun $*" >> {log}\n')
-    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     env = {
         **os.environ,
         "NODES": "node-a node-b node-c",
-        "HEAD_IP": "127.0.0.1",
-        "SRUN": str(stub),
+        "HEAD_IP": "10.1.2.3",
+        "SRUN": "srun",
         "DRY_RUN": "1",
         "SLURM_GPUS_ON_NODE": "8",
         "SLURM_CPUS_ON_NODE": "64",
+        "SLURM_JOB_ID": "4242",
     }
-    out = subprocess.run(
-        ["bash", str(LAUNCH / "slurm.sbatch"), "--space", "full", "--trials", "200"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_script(env, "--space", "full", "--trials", "200")
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("+ ")]
-    assert "ray start --head --node-ip-address=127.0.0.1 --port=6379 --num-cpus=64 --num-gpus=8" in lines[0]
-    assert "-w node-a" in lines[0]
-    workers = [ln for ln in lines if "ray start --address=127.0.0.1:6379" in ln]
+    head = "start --head --node-ip-address=10.1.2.3 --port=24242 --include-dashboard=false"
+    assert head in lines[0] and "-w node-a" in lines[0] and "--cpus-per-task=64 --gres=gpu:8" in lines[0]
+    assert '--resources={"meanflow_job_4242": 1} --num-cpus=64 --num-gpus=8 --block' in lines[0]  # this job's head
+    assert "from ray.scripts.scripts import main" in lines[0]  # Ray's CLI of MEANFLOW_PYTHON, not one on PATH
+    workers = [ln for ln in lines if "start --address=10.1.2.3:24242" in ln]
     assert len(workers) == 2 and "-w node-b" in workers[0] and "-w node-c" in workers[1]
-    assert lines[-1] == "+ python -m sweep.run --address 127.0.0.1:6379 --space full --trials 200"
-    bad = subprocess.run(["bash", str(LAUNCH / "slurm.sbatch")], env={**env, "NODES": ""}, capture_output=True)
-    assert bad.returncode != 0 and b"not inside a SLURM allocation" in bad.stderr
+    # a stable name and --resume auto: a requeued job continues its sweep
+    driver = "+ python3 -m sweep.run --address 10.1.2.3:24242 --space full --trials 200 --name meanflow-4242"
+    assert lines[-1] == driver + " --resume auto"
+    named = run_script(env, "--name", "mine", "--resume", "auto").stdout.splitlines()[-1]
+    assert named.endswith("--name mine --resume auto") and named.count("--name") == 1
+
+    bad = run_script({**env, "NODES": ""})
+    assert bad.returncode != 0 and "not inside a SLURM allocation" in bad.stderr
+    loop = run_script({**env, "HEAD_IP": "127.0.0.1"})
+    assert loop.returncode == 2 and "is loopback, which other nodes cannot reach; set HEAD_IP" in loop.stderr
+
+
+def test_slurm_script_names_the_python_that_cannot_import_the_project(tmp_path):
+    env = {**os.environ, "NODES": "node-a", "MEANFLOW_PYTHON": "/bin/false"}
+    out = run_script(env, "--space", "full")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "error: /bin/false cannot import the project (sweep, ray): set MEANFLOW_PYTHON to the python of the "
+        "environment it is installed in, e.g. MEANFLOW_PYTHON=$PWD/.venv/bin/python"
+    ]
 
 
 def test_rayjob_manifest_has_what_kuberay_needs():
