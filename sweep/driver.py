@@ -318,7 +318,7 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
 def with_callbacks(tuner, callbacks: list) -> None:
     """A restored Tuner runs with the callbacks pickled by the first driver; this one's replace them (its table,
     its --quiet, and the signal handling of this version). Tuner.restore takes no run config: the one adapter
-    that reaches into Tune's private tuner, checked by tests/sweep/test_signals.py."""
+    that reaches into Tune's private tuner; every resume test goes through it (tests/sweep/test_cluster_life.py)."""
     try:
         tuner._local_tuner.get_run_config().callbacks = callbacks
     except AttributeError as e:
