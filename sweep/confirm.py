@@ -224,7 +224,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     merge_leaderboards(folder.parent)
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
     print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
-    if len(ended_runs(table)) < total or signals.stopping():
+    if len(ended_runs(table)) < total:
         print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}", flush=True)
         return signals.exit_code() or 130
     return 0
@@ -272,6 +272,8 @@ def main(argv=None) -> int:
         return usage_error(str(e))
     except KeyboardInterrupt as e:
         return interrupted("interrupted: rerun the same command to resume the confirmation", getattr(e, "code", 130))
+    finally:
+        signals.restore()
 
 
 if __name__ == "__main__":

@@ -305,7 +305,7 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
         flush=True,
     )
     fit(tuner, table)
-    if sum(r["status"] in ENDED for r in table.rows.values()) >= total and not signals.stopping():
+    if sum(r["status"] in ENDED for r in table.rows.values()) >= total:
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
     code = summarize(folder, name, total, asha=settings["scheduler"] == "asha")
     if code == 0 and getattr(args, "confirm_top", 0):
@@ -330,10 +330,9 @@ def fit(tuner, table: SweepTable) -> None:
     try:
         tuner.fit()
     finally:
-        signals.raise_on_stop()
+        signals.fit_returned()  # the summary is this thread's now, unless the stop deadline took it
     if signals.stopping():
         table.interrupt_running()
-    signals.fit_returned()
 
 
 def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = False) -> int:
@@ -358,7 +357,7 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
     if asha:
         warn_early_signal(table.frame())
-    if ended < trials or signals.stopping():
+    if ended < trials:
         print(
             f"interrupted{' by ' + signals.signal_name() if signals.stopping() else ''}: {ended} of {trials} "
             f"trials finished; continue with python -m sweep.run --resume --name {name} --results-dir {folder.parent}",

@@ -267,7 +267,9 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except KeyboardInterrupt as e:
-        return interrupted("interrupted outside the trials' loop", getattr(e, "code", 130))
+        return interrupted("interrupted: a sweep that had started continues with --resume", getattr(e, "code", 130))
+    finally:
+        signals.restore()
 
 
 def run(args: argparse.Namespace) -> int:

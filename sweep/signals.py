@@ -1,6 +1,6 @@
 """Stop signals: SIGTERM (a scheduler's preemption, ``scancel``, a time limit) stops a sweep as cleanly as Ctrl-C.
 
-Outside Tune's loop (Ray starting, the preflight, the summary) a stop signal
+Before Tune's loop (Ray starting, the preflight) a stop signal
 raises ``Stopped``, which every entry point turns into one line and exit code
 128 + signal (130 for SIGINT, 143 for SIGTERM). Inside the loop, ``GracefulStop``
 hands the first signal to Tune's own stop (the one Ctrl-C uses): Tune saves the
@@ -32,9 +32,11 @@ import threading
 from ray.tune import Callback
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)  # SIGUSR1: Tune's own stop signal
+SUMMARY_S = 10  # after the grace, how long a driver already printing its summary is given to finish
 _received: list[int] = []  # the first stop signal this process received (module state: searchers are pickled)
-_fit_returned = threading.Event()  # Tune's loop returned: the tables are written, the summary printed
 _settled = threading.Event()  # Ray is stopped too: nothing left that can hang
+_lock = threading.Lock()
+_summary_by: list[str] = []  # who prints the summary after a stop: "driver" (Tune returned) or "deadline"
 
 
 class Stopped(KeyboardInterrupt):
@@ -77,15 +79,34 @@ def raise_on_stop() -> None:
         signal.signal(sig, _raise)
 
 
+def restore() -> None:
+    """Python's own handlers again (tests and library callers run several sweeps in one process)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+
+
 def reset() -> None:
     """Forgets a received signal (tests run several sweeps in one process)."""
     _received.clear()
-    _fit_returned.clear()
     _settled.clear()
+    _summary_by.clear()
+
+
+def _claim(who: str) -> bool:
+    """The summary is printed once, by whoever comes first: the driver once Tune returned, or the deadline."""
+    with _lock:
+        if not _summary_by:
+            _summary_by.append(who)
+        return _summary_by[0] == who
 
 
 def fit_returned() -> None:
-    _fit_returned.set()
+    """Tune returned: the driver writes the tables and prints the summary itself, unless the stop deadline
+    already does (then this thread waits for the deadline to end the process). A signal from now on is
+    noted and bounded by the deadline, but does not cut the summary short."""
+    if not _claim("driver"):
+        threading.Event().wait()
 
 
 def settled() -> None:
@@ -142,15 +163,19 @@ class GracefulStop(Callback):
         if _settled.wait(self.grace_s):
             return
         code = exit_code()
-        try:
-            print(f"Ray did not stop within {self.grace_s:g} s of the signal; stopping without it", file=sys.stderr)
-            if self.on_deadline and not _fit_returned.is_set():
-                code = self.on_deadline()
-        finally:
+        if not _claim("deadline"):  # the driver is printing its summary: it gets a little longer
+            if _settled.wait(SUMMARY_S):
+                return
+        else:
+            try:
+                print(f"Ray did not stop within {self.grace_s:g} s of the signal; stopping without it", file=sys.stderr)
+                code = self.on_deadline() if self.on_deadline else code
+            except Exception as e:  # noqa: BLE001  (the process ends below whatever went wrong here)
+                print(f"error: the summary could not be written ({e}); rerun with --resume", file=sys.stderr)
             sys.stdout.flush()
             sys.stderr.flush()
-            stop_children()
-            os._exit(code or exit_code() or 1)
+        stop_children()
+        os._exit(code or exit_code() or 1)
 
     def setup(self, **info):
         tune_stop = signal.getsignal(signal.SIGUSR1)  # installed by Tune just before the callbacks' setup
