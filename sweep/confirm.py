@@ -82,13 +82,43 @@ def baseline_params(space) -> dict[str, dict]:
     return out
 
 
+def check_plan(plan) -> None:
+    """A confirmation plan read back from confirm.json holds what load_plan wrote, each value of its type;
+    raises ValueError (KeyError or TypeError for a missing field) otherwise."""
+    from trainer.config import SEED_MAX
+
+    def count(v, low, high):
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+    configs = plan["configs"]
+    good = (
+        count(plan["top"], 1, 10**6)
+        and isinstance(plan["seeds"], list)
+        and len(plan["seeds"]) >= 2
+        and all(count(seed, 0, SEED_MAX) for seed in plan["seeds"])
+        and isinstance(plan["level"], float)
+        and 0 < plan["level"] < 1
+        and isinstance(configs, list)
+        and len(configs) > 0
+        and all(
+            isinstance(c["config_hash"], str)
+            and isinstance(c["label"], str)
+            and isinstance(c["params"], dict)
+            and (c["baseline"] is None or isinstance(c["baseline"], str))
+            for c in configs
+        )
+    )
+    if not good:
+        raise ValueError("confirm.json holds a value of the wrong type or range")
+
+
 def load_plan(folder: Path, space, base: dict, top: int, seeds: int) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
     path = folder / "confirm.json"
     if path.is_file():
         try:
             plan = json.loads(path.read_text())
-            int(plan["top"]), [int(x) for x in plan["seeds"]], plan["configs"], plan["level"]
+            check_plan(plan)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
             raise ValueError(
                 f"{path} is damaged: remove it, confirm_trials.csv and confirm.csv to start the confirmation anew"

@@ -17,6 +17,7 @@ from sweep import signals
 from sweep.cluster import check_fits, check_nodes, connect
 from sweep.progress import RecordsCallback
 from sweep.records import ENDED, FAILED, SweepTable, rank
+from sweep.study import study_storage
 from sweep.trainable import trainable
 from trainer.config import from_flat
 from trainer.runtime import atomic_write_json, removed_if_left_empty
@@ -101,19 +102,6 @@ class SeedGroups(Repeater):
         groups = Path(f"{checkpoint_path}.groups")
         if groups.is_file():
             self.set_state(pickle.loads(groups.read_bytes()))
-
-
-def study_storage(kind: str, folder: Path):
-    """Where the Optuna study lives: SQLite in the sweep folder (`optuna-dashboard sqlite:///<folder>/optuna.db`),
-    Optuna's journal file there (SQLite's locking is unreliable over NFS; the journal is documented for shared
-    file systems), or any database URL."""
-    if kind == "sqlite":
-        return optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
-    if kind == "journal":
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(str(folder / "optuna.journal")))
-    return optuna.storages.RDBStorage(kind)
 
 
 def close_orphans(storage, name: str) -> int:

@@ -51,7 +51,16 @@ def run(argv=None) -> int:
         return usage_error(f"--top {args.top} must be at least 1")
     if not results.is_dir() or not any(results.glob("*/trials.csv")):
         return usage_error(f"no sweep results in {results}: run python -m sweep.run first")
-    board = merged_board(results)  # read-only: printing writes nothing, not even a lock
+    tables = sorted(results.glob("*/trials.csv"))
+    skipped = []
+
+    def warn(text: str) -> None:
+        skipped.append(text)
+        print(f"warning: {text}", file=sys.stderr)
+
+    board = merged_board(results, warn=warn)  # read-only: printing writes nothing, not even a lock
+    if len(skipped) == len(tables):
+        return usage_error(f"every sweep's trials.csv in {results} is damaged ({len(tables)}; named above)")
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
         if args.space not in spaces:

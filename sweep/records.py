@@ -14,11 +14,13 @@ import csv
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
+from trainer.config import PRESETS, SEED_MAX, from_flat
 from trainer.objectives import OBJECTIVES
 from trainer.runtime import atomic_write_bytes
 
@@ -138,7 +140,27 @@ def read_table(path: Path) -> pd.DataFrame:
             f"{path} is damaged (a row is cut short or a trial id or status is missing); "
             "it will not be rewritten: move it away or repair it"
         )
+    for column in frame.columns:
+        if column in NUMERIC or column.startswith(NUMERIC_PREFIXES):
+            given = frame[column].notna()
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            if (given & numbers.isna()).any():
+                value = frame.loc[given & numbers.isna(), column].iloc[0]
+                raise DamagedTable(
+                    f"{path} is damaged (column {column} holds {value!r}, not a number); "
+                    "it will not be rewritten: move it away or repair it"
+                )
+            frame[column] = numbers
     return frame
+
+
+# Measurement columns that hold numbers (read back from trials.csv, checked as strictly as a flag's value).
+NUMERIC = (
+    "final_fid", "best_intermediate_fid", "fid_samples", "steps", "step", "seed", "restarts", "diverged_step",
+    "train_seconds", "eval_seconds", "fid_seconds", "wall_seconds", "step_ms", "gpus", "train_gpu_seconds",
+    "fid_gpu_seconds", "gpu_seconds", "protocol_version", "final_loss", "final_fm_mse",
+)  # fmt: skip
+NUMERIC_PREFIXES = ("intermediate_fid_", "final_fid_nfe")
 
 
 def order_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -311,9 +333,18 @@ class SweepTable:
 def write_board(folder: Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rewrites a sweep's leaderboard.csv from its trials (default: its trials.csv) and its confirm.csv."""
     trials = read_csv(folder / "trials.csv") if trials is None else trials
-    board = attach_confirmations(order_columns(rank(trials)), [folder / "confirm.csv"])
+    board = attach_confirmations(order_columns(rank(distinct_runs(trials))), [folder / "confirm.csv"])
     write_csv(board, folder / "leaderboard.csv")
     return board
+
+
+def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed rows with a final FID, each (config_hash, seed) once (its first finish): a config run again on
+    the same seed (a rerun, another sweep) is one run on both the sweep's board and the merged one."""
+    if frame.empty or not {"final_fid", "config_hash", "finished_at"} <= set(frame.columns):
+        return frame
+    done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()]
+    return done.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
 
 
 def _isnan(value) -> bool:
@@ -355,8 +386,7 @@ def merged_board(results_dir: Path, warn=None) -> pd.DataFrame:
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if merged.empty:
         return merged
-    merged = merged[(merged["status"] == "completed") & merged["final_fid"].notna()]
-    merged = merged.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
+    merged = distinct_runs(merged)
     return attach_confirmations(order_columns(rank(merged)), sorted(Path(results_dir).glob("*/confirm.csv")))
 
 
@@ -371,6 +401,36 @@ def load_sweep_json(folder: Path) -> dict:
         raise DamagedTable(f"{path} is empty or not JSON: the sweep's settings are lost; start a new sweep") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("base"), dict) or "preset" not in saved:
         raise DamagedTable(f"{path} lacks the sweep's settings (space, preset, base): start a new sweep")
-    if saved.get("space") not in SPACES:
+    if not isinstance(saved.get("space"), str) or saved["space"] not in SPACES:
         raise DamagedTable(f"{path} names the unknown space {saved.get('space')!r}; spaces: {', '.join(SPACES)}")
+    for key, ok, accepted in SWEEP_SETTINGS:
+        if key in saved and not ok(saved[key]):
+            raise DamagedTable(f"{path} holds {key}={saved[key]!r}, which is not {accepted}: repair it or start anew")
+    try:
+        from_flat(saved["base"])
+    except ValueError as e:
+        raise DamagedTable(f"{path} holds a base config the trainer refuses ({e}): repair it or start anew") from None
     return saved
+
+
+def _count(low: int, high: int = 2**63):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+# Every setting sweep.json may hold (older files lack the newer ones): a check and what it accepts, as for a flag.
+SWEEP_SETTINGS = (
+    ("name", lambda v: isinstance(v, str) and bool(v), "a sweep name"),
+    ("preset", lambda v: isinstance(v, str) and v in PRESETS, "a preset name"),
+    ("trials", _count(1), "an integer >= 1"),
+    ("seeds", _count(1), "an integer >= 1"),
+    ("seed", _count(0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+    ("scheduler", lambda v: isinstance(v, str) and v in ("none", "asha"), "none or asha"),
+    ("metric", lambda v: isinstance(v, str) and re.fullmatch(r"final_fid(_nfe\d+)?", v), "final_fid[_nfe<k>]"),
+    ("objectives", lambda v: isinstance(v, str) and v in ("fid", "fid,cost"), "fid or fid,cost"),
+    ("max_failures", _count(0), "an integer >= 0"),
+    (
+        "storage",
+        lambda v: isinstance(v, str) and (v in ("sqlite", "journal") or "://" in v),
+        "sqlite, journal or a URL",
+    ),
+)

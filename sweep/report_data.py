@@ -77,12 +77,18 @@ def importances(folder: Path) -> tuple[dict[str, float], str]:
     """Optuna's parameter importances for the sweep's study, or ({}, why not)."""
     import optuna
 
-    db = folder / "optuna.db"
-    if not db.is_file():
+    from sweep.records import DamagedTable, load_sweep_json
+    from sweep.study import STUDY_FILES, study_storage
+
+    try:
+        kind = load_sweep_json(folder).get("storage", "sqlite")  # the storage the sweep used
+    except DamagedTable as e:
+        return {}, f"Importances need the sweep's settings: {e}"
+    if kind in STUDY_FILES and not (folder / STUDY_FILES[kind]).is_file():
         return {}, "No Optuna study in this sweep folder."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{db}")
+        study = optuna.load_study(study_name=folder.name, storage=study_storage(kind, folder))
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if len(done) < 3:
             return {}, f"Importances need at least 3 completed trials; this study has {len(done)}."

@@ -148,8 +148,9 @@ def check_args(args: argparse.Namespace) -> Path:
     if args.resume and not args.name:
         raise UsageError(f"--resume{' auto' if args.resume == 'auto' else ''} needs --name, the sweep to continue")
     results = Path(args.results_dir).absolute()
-    if writable_dir(str(results), "--results-dir"):  # a file, or a folder this user cannot write
-        raise UsageError(f"--results-dir {args.results_dir} is not writable")
+    problem = writable_dir(args.results_dir, "--results-dir")  # a file, a folder this user cannot write, /proc/...
+    if problem:
+        raise UsageError(problem)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = results / name
     started = (folder / "sweep.json").exists() or (folder / "trials.csv").exists()

@@ -41,6 +41,18 @@ def make_scratch(root: Path) -> Path:
     (results / "bad-plan").mkdir()  # a confirmation whose plan is garbage
     (results / "bad-plan" / "sweep.json").write_text((good / "sweep.json").read_text())
     (results / "bad-plan" / "confirm.json").write_text("{oops")
+    (results / "bad-type").mkdir()  # parses, but a setting has the wrong type
+    saved = json.loads((good / "sweep.json").read_text())
+    (results / "bad-type" / "sweep.json").write_text(json.dumps({**saved, "trials": "3"}))
+    (results / "bad-number").mkdir()
+    (results / "bad-number" / "sweep.json").write_text((good / "sweep.json").read_text())
+    (results / "bad-number" / "trials.csv").write_text("trial_id,status,final_fid,seed\nabc,completed,lots,0\n")
+    (results / "bad-plan-type").mkdir()
+    (results / "bad-plan-type" / "sweep.json").write_text((good / "sweep.json").read_text())
+    plan = {"top": 1, "seeds": ["1", "2"], "configs": [], "level": 0.05}
+    (results / "bad-plan-type" / "confirm.json").write_text(json.dumps(plan))
+    (root / "all-damaged" / "x").mkdir(parents=True)  # every sweep of this results folder is damaged
+    (root / "all-damaged" / "x" / "trials.csv").write_bytes(b"trial_id,status\nabc,compl")
     (root / "a-file").write_text("not a folder")
     cache = root / "fid-cache"
     cache.mkdir()
@@ -141,6 +153,11 @@ CASES = [
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-db"], "bad-db/optuna.db is not an Optuna study"),
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "no-json"], "sweep 'no-json' never started"),
     ("sweep.run", ["--results-dir", "{root}/a-file/r"], "--results-dir {root}/a-file/r is not writable"),
+    ("sweep.run", ["--results-dir", "/proc/meanflow-test/r"], "--results-dir /proc/meanflow-test/r "),  # a pseudo fs
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-type"], "holds trials='3', which is not an integer"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-number"], "column final_fid holds 'lots', not a"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "bad-plan-type"], "bad-plan-type/confirm.json is damaged"),
+    ("sweep.leaderboard", ["--results-dir", "{root}/all-damaged"], "every sweep's trials.csv in {root}/all-damaged"),
     ("sweep.run", ["--results-dir", R, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
     ("sweep.run", ["--results-dir", R, "--address", "nohost"], "--address 'nohost' is not HOST:PORT or auto"),
     ("sweep.run", ["--results-dir", R, "--resume", "maybe", "--name", "good"], "argument --resume: invalid choice"),

@@ -54,6 +54,11 @@ def writable_dir(path: str, flag: str) -> str | None:
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         return f"{flag} {path} is not writable"
+    # access() says yes to root on read-only and pseudo file systems (/proc, /sys, which have no blocks):
+    # asked of the file system, so that a refusal writes nothing, not even a probe
+    fs = os.statvfs(probe)
+    if fs.f_flag & os.ST_RDONLY or fs.f_blocks == 0:
+        return f"{flag} {path} cannot be created: {probe} is on a read-only or pseudo file system"
     return None
 
 

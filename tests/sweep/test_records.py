@@ -83,6 +83,19 @@ def test_merge_counts_the_same_config_and_seed_once(tmp_path):
     assert len(merged) == 1 and merged["sweep"].item() == "a"  # the first finish counts
 
 
+def test_a_sweeps_board_and_the_merged_board_agree_on_a_repeated_config_and_seed(tmp_path):
+    table = SweepTable(tmp_path, "a", "baselines")
+    for trial_id, fid, finished in (("t1", 4.0, "1"), ("t2", 3.0, "2"), ("t3", 5.0, "3")):
+        config = "same" if trial_id != "t3" else "other"  # t2 reruns t1's config on its seed
+        table.update(trial_id, status="completed", final_fid=fid, fid_kind="k", config_hash=config, seed=0,
+                     finished_at=finished)  # fmt: skip
+    table.save()
+    board = pd.read_csv(tmp_path / "a" / "leaderboard.csv")
+    merged = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert list(board["trial_id"]) == list(merged["trial_id"]) == ["t1", "t3"]
+    assert list(board["rank"]) == [1, 2]
+
+
 @pytest.mark.parametrize(
     "text, line",
     [

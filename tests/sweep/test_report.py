@@ -48,3 +48,25 @@ def test_report_cli_errors_name_the_sweeps(sweep_folder, capsys):
     assert report_main(["--results-dir", str(sweep_folder.parent), "--name", "nope"]) == 2
     assert "sweeps there: rep" in capsys.readouterr().err
     assert report_main(["--results-dir", str(sweep_folder.parent)]) == 0  # the latest sweep by default
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_importances_come_from_the_storage_the_sweep_used(tmp_path, storage):
+    import json
+
+    import optuna
+
+    from sweep.report_data import importances
+    from sweep.study import study_storage
+
+    folder = tmp_path / "s"
+    folder.mkdir()
+    saved = {"name": "s", "space": "baselines", "preset": "smoke", "base": {"preset": "smoke"}, "storage": storage}
+    (folder / "sweep.json").write_text(json.dumps(saved))
+    assert importances(folder) == ({}, "No Optuna study in this sweep folder.")
+    study = optuna.create_study(study_name="s", storage=study_storage(storage, folder))
+    lr = optuna.distributions.FloatDistribution(1e-5, 1e-2, log=True)
+    for i, (x, fid) in enumerate([(1e-4, 5.0), (1e-3, 3.0), (3e-3, 2.5), (5e-5, 6.0)]):
+        study.add_trial(optuna.trial.create_trial(params={"lr": x}, distributions={"lr": lr}, value=fid))
+    found, why = importances(folder)
+    assert why == "" and set(found) == {"lr"}
