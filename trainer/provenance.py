@@ -1,6 +1,6 @@
 """Where every default comes from: a released file and key, a paper section, or "ours" with a reason.
 
-``python -m trainer --describe`` prints these tables, and the README's
+``python -m trainer --describe`` prints these tables, and docs/objectives.md's
 provenance section is written from them (``tests/trainer/test_provenance.py``
 checks that every config field and every named objective's setting has an entry).
 """
