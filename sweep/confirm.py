@@ -25,17 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from sweep import signals
-from sweep.records import (
-    CONFIRM_COLUMNS,
-    FAILED,
-    SweepTable,
-    load_sweep_json,
-    merge_leaderboards,
-    read_csv,
-    row_params,
-    write_board,
-    write_csv,
-)
+from sweep.flags import add_trial_flags, trial_flag_problem
+from sweep.columns import CONFIRM_COLUMNS, FAILED, row_params
+from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_csv, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, interrupted, usage_error
 from trainer.runtime import atomic_write_json
@@ -205,7 +197,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     from ray import tune
 
     from search_spaces import SPACES
-    from sweep.driver import fit, preflight, ray_running, run_config, trial_fn
+    from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB
 
@@ -225,7 +217,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
         flush=True,
     )
     if jobs:
-        with ray_running(getattr(args, "address", None)):
+        with ray_running(args.address):
             resources = preflight(args, base, folder.parent)
             fn = trial_fn(base, folder, resources)
             callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
@@ -243,7 +235,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
                     folder,
                     f"confirm-{time.strftime('%Y%m%d-%H%M%S')}",
                     [signals.GracefulStop(on_deadline), callback],
-                    getattr(args, "max_failures", 3),
+                    args.max_failures,
                 ),
             )
             fit(tuner, table)
@@ -263,15 +255,9 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
 def parse(argv=None):
     p = Parser(prog="python -m sweep.confirm", description=__doc__.split("\n\n")[0])
     p.add_argument("--name", required=True, help="the sweep to confirm")
-    p.add_argument("--results-dir", default="results")
     p.add_argument("--top", type=int, default=3, help="configs to confirm besides the space's baselines")
     p.add_argument("--seeds", type=int, default=5, help="fresh seeds per config (the same for every config)")
-    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="runs at once (default: what resources allow)")
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
-    p.add_argument("--max-failures", type=int, default=3, help="restarts of a run whose worker or node died")
-    p.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    add_trial_flags(p)
     return p.parse_args(argv)
 
 
@@ -286,10 +272,8 @@ def main(argv=None) -> int:
         return usage_error(f"--top {args.top} must be at least 1")
     if args.seeds < 2:
         return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        return usage_error(f"--max-concurrent {args.max_concurrent} must be at least 1")
-    if args.max_failures < 0:
-        return usage_error(f"--max-failures {args.max_failures} must be 0 or more")
+    if trial_flag_problem(args):
+        return usage_error(trial_flag_problem(args))
     try:
         signals.grace_seconds()
     except ValueError as e:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.records import merged_board, rank, write_csv
+from sweep.ranking import rank
+from sweep.tables import merged_board, write_csv
 from trainer.cli import Parser, interrupted, usage_error, writable_dir
 
 SHOW = [

@@ -10,7 +10,8 @@ from ray.tune import Callback
 
 from search_spaces import SearchSpace
 from sweep import signals
-from sweep.records import FAILED, SweepTable
+from sweep.columns import FAILED
+from sweep.tables import SweepTable
 from sweep.trainable import FINAL_KEYS, NFE_PREFIXES, flat_params
 
 COST_KEYS = ("gpu_seconds", "train_gpu_seconds", "fid_gpu_seconds", "gpus")

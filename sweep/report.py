@@ -24,7 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sweep.records import CONFIRM_COLUMNS, DamagedTable, attach_confirmations, pareto_front, read_csv, read_table, rank  # noqa: E402
+from sweep.columns import CONFIRM_COLUMNS  # noqa: E402
+from sweep.ranking import attach_confirmations, pareto_front, rank  # noqa: E402
+from sweep.tables import DamagedTable, read_confirmations, read_csv, read_table  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
 from trainer.cli import Parser, interrupted, usage_error  # noqa: E402
@@ -164,7 +166,7 @@ def build(folder: Path) -> Path:
         raise FileNotFoundError(f"{folder / 'trials.csv'} has no trials yet")
     out = folder / "report"
     out.mkdir(exist_ok=True)
-    board = attach_confirmations(rank(trials), [folder / "confirm.csv"])
+    board = attach_confirmations(rank(trials), read_confirmations([folder / "confirm.csv"]))
     parts = [
         f"<h1>Sweep {html.escape(folder.name)}</h1>",
         f"<p>{len(trials)} trials: "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.records import row_params
+from sweep.columns import row_params
 from trainer.config import TrainConfig, from_flat
 from trainer.objectives import make_traj_params
 
@@ -77,7 +77,7 @@ def importances(folder: Path) -> tuple[dict[str, float], str]:
     """Optuna's parameter importances for the sweep's study, or ({}, why not)."""
     import optuna
 
-    from sweep.records import DamagedTable, load_sweep_json
+    from sweep.tables import DamagedTable, load_sweep_json
     from sweep.study import STUDY_FILES, study_storage
 
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import re
 import sys
@@ -23,6 +22,7 @@ import time
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
+from sweep.flags import add_trial_flags, trial_flag_problem  # noqa: E402
 from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
@@ -49,7 +49,6 @@ def parse(argv=None) -> argparse.Namespace:
         help="auto: seed when a GPU is visible, else the CPU smoke preset",
     )
     p.add_argument("--steps", type=int, help="override the preset's training steps")
-    p.add_argument("--results-dir", default="results")
     p.add_argument("--name", help="sweep name (default: <space>-<time>); with --resume, the sweep to continue")
     p.add_argument(
         "--resume",
@@ -60,8 +59,6 @@ def parse(argv=None) -> argparse.Namespace:
         help="continue the sweep --name after a crash, Ctrl-C or SIGTERM; '--resume auto' continues it when it "
         "exists and starts it when not (for batch systems that rerun the same command: requeue, preemption)",
     )
-    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: start local Ray)")
-    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what resources allow)")
     p.add_argument(
         "--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID"
     )
@@ -77,9 +74,6 @@ def parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--metric", default="final_fid", help="what Optuna minimises: final_fid or final_fid_nfe<k>")
     p.add_argument(
-        "--max-failures", type=int, default=3, help="restarts of a trial whose worker, actor or node died (default 3)"
-    )
-    p.add_argument(
         "--storage",
         default="sqlite",
         help="the Optuna study: sqlite (in the sweep folder), journal (a file there: for shared file systems), "
@@ -87,8 +81,6 @@ def parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--confirm-top", type=int, default=0, help="after the search, confirm the top K configs")
     p.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds per config for --confirm-top")
-    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
-    p.add_argument("--cpus-per-trial", type=float, default=1.0)
     p.add_argument("--data-dir", default="data", help="CIFAR-10 folder (on every node)")
     p.add_argument("--fid-cache", default=None, help="FID cache folder (on every node); default $MEANFLOW_FID_CACHE")
     p.add_argument(
@@ -99,7 +91,7 @@ def parse(argv=None) -> argparse.Namespace:
         help="any trainer config key for every trial, e.g. --set fid_samples=5000",
     )
     p.add_argument("--list-spaces", action="store_true", help="print the search spaces and exit")
-    p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    add_trial_flags(p)
     return p.parse_args(argv)
 
 
@@ -135,12 +127,9 @@ def check_args(args: argparse.Namespace) -> Path:
         raise UsageError(f"--trials {args.trials} must be at least 1")
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps {args.steps} must be a positive integer")
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent {args.max_concurrent} must be at least 1")
-    if not (math.isfinite(args.cpus_per_trial) and args.cpus_per_trial > 0):
-        raise UsageError(f"--cpus-per-trial {args.cpus_per_trial} must be a finite number > 0")
-    if args.gpus_per_trial is not None and not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
-        raise UsageError(f"--gpus-per-trial {args.gpus_per_trial} must be a finite number >= 0")
+    problem = trial_flag_problem(args)
+    if problem:
+        raise UsageError(problem)
     if not 0 <= args.seed <= SEED_MAX:
         raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_MAX}]")
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
@@ -169,7 +158,7 @@ def check_args(args: argparse.Namespace) -> Path:
 
 def check_resume(folder: Path) -> dict:
     """A sweep's saved state, checked before Ray starts: sweep.json, trials.csv and the Optuna study."""
-    from sweep.records import DamagedTable, load_sweep_json, read_table
+    from sweep.tables import DamagedTable, load_sweep_json, read_table
 
     try:
         saved = load_sweep_json(folder)
@@ -194,8 +183,6 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
 
     if args.seeds < 1:
         raise UsageError(f"--seeds {args.seeds} must be at least 1")
-    if args.max_failures < 0:
-        raise UsageError(f"--max-failures {args.max_failures} must be 0 or more")
     if args.storage not in ("sqlite", "journal") and "://" not in args.storage:
         raise UsageError(f"--storage {args.storage!r} is not sqlite, journal or a database URL (scheme://...)")
     if args.seeds > 1 and args.scheduler == "asha":

@@ -222,7 +222,7 @@ def test_there_are_at_least_forty_cases():
 
 # ------------------------------------------------------------------ one test per class of damage
 def test_a_damaged_trials_table_is_refused_and_never_rewritten_with_fewer_rows(tmp_path):
-    from sweep.records import DamagedTable, SweepTable
+    from sweep.tables import DamagedTable, SweepTable
 
     folder = tmp_path / "s"
     folder.mkdir()
@@ -242,7 +242,7 @@ def test_a_damaged_trials_table_is_refused_and_never_rewritten_with_fewer_rows(t
 
 def test_one_broken_sweep_does_not_break_its_neighbours(tmp_path, capsys):
     from sweep.leaderboard import main as board_main
-    from sweep.records import SweepTable, merged_board
+    from sweep.tables import SweepTable, merged_board
 
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from sweep.progress import last_line
-from sweep.records import PROTOCOL_FID_KIND, SweepTable, merge_leaderboards, rank
+from sweep.ranking import PROTOCOL_FID_KIND, rank
+from sweep.tables import SweepTable, merge_leaderboards
 
 
 def _row(i, fid, kind="standin/synthetic/512/euler10", status="completed", baseline=None, seed=0):
@@ -117,7 +118,7 @@ def test_every_column_the_driver_writes_is_a_measurement_or_a_config_key():
     configs from rows)."""
     import pandas as pd
 
-    from sweep.records import param_columns, row_params
+    from sweep.columns import param_columns, row_params
     from trainer.config import from_flat
 
     row = {

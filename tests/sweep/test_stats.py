@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from sweep.records import pareto_front
+from sweep.ranking import pareto_front
 from sweep.stats import early_signal, holm, paired_test, seeds_needed, t_interval, verdict
 
 A = [41.2, 42.9, 40.8, 43.5, 41.9]

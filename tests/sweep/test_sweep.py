@@ -220,7 +220,7 @@ def test_the_stock_optuna_searcher_cannot_take_status_results_so_ours_filters_th
     """One metric name for every FID report was tried: the stock searcher still fails on two kinds of result."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from sweep.driver import FinalOnlyOptunaSearch
+    from sweep.search import FinalOnlyOptunaSearch
 
     def searcher(cls):
         s = cls(space={"x": __import__("optuna").distributions.FloatDistribution(0, 1)}, metric="fid", mode="min")

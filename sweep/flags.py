@@ -1,0 +1,32 @@
+"""The flags ``sweep.run`` and ``sweep.confirm`` share (where results go, which Ray, how trials are placed), with
+their checks: each defined once."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def add_trial_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results-dir", default="results")
+    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a Ray of this run's own)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: what resources allow)")
+    p.add_argument("--gpus-per-trial", type=float, default=None, help="default: 1 when a GPU is visible, else 0")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0)
+    p.add_argument(
+        "--max-failures", type=int, default=3, help="restarts of a trial whose worker, actor or node died (default 3)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+
+
+def trial_flag_problem(args: argparse.Namespace) -> str | None:
+    """The first shared flag with a bad value, as one sentence, or None."""
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        return f"--max-concurrent {args.max_concurrent} must be at least 1"
+    if not (math.isfinite(args.cpus_per_trial) and args.cpus_per_trial > 0):
+        return f"--cpus-per-trial {args.cpus_per_trial} must be a finite number > 0"
+    if args.gpus_per_trial is not None and not (math.isfinite(args.gpus_per_trial) and args.gpus_per_trial >= 0):
+        return f"--gpus-per-trial {args.gpus_per_trial} must be a finite number >= 0"
+    if args.max_failures < 0:
+        return f"--max-failures {args.max_failures} must be 0 or more"
+    return None

@@ -1,0 +1,111 @@
+"""Ranking completed trials: per kind of FID, against MeanFlow, on the cost front, with what a row may claim.
+
+Rankings never mix kinds of FID: ranks are per ``fid_kind`` (a 5k stand-in score and a 50k clean-fid score
+are different numbers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from sweep.columns import CONFIRM_COLUMNS
+from trainer.objectives import OBJECTIVES
+
+PROTOCOL_FID_KIND = "clean-fid/cifar10-train-32/50k/euler10"
+MEANFLOW_REFERENCE_FID = OBJECTIVES["meanflow"].reference_fid
+
+
+def rank(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed trials with a final FID, ranked within each fid_kind, with the delta to MeanFlow.
+
+    The MeanFlow FID compared against is the best ``meanflow`` baseline measured
+    with the same fid_kind and protocol version in ``frame``; failing that, the
+    protocol's 41.81 when the kind is the protocol's; otherwise no delta. Rows
+    written before protocol versions existed are version 1.
+    """
+    if frame.empty or "final_fid" not in frame:
+        return pd.DataFrame(columns=["rank", *frame.columns, "meanflow_fid", "delta_vs_meanflow"])
+    versions = pd.to_numeric(frame.get("protocol_version", pd.Series(index=frame.index, dtype=float)), errors="coerce")
+    frame = frame.assign(
+        final_fid=pd.to_numeric(frame["final_fid"], errors="coerce"), protocol_version=versions.fillna(1).astype(int)
+    )
+    done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()].copy()
+    measured = done[done.get("baseline", pd.Series(index=done.index, dtype=object)) == "meanflow"]
+    measured = measured.groupby(["fid_kind", "protocol_version"])["final_fid"].min().to_dict()
+
+    def reference(kind, version):
+        if (kind, version) in measured:
+            return measured[(kind, version)]
+        return MEANFLOW_REFERENCE_FID if kind == PROTOCOL_FID_KIND else math.nan
+
+    refs = [reference(k, v) for k, v in zip(done["fid_kind"], done["protocol_version"])]
+    done["meanflow_fid"] = pd.Series(refs, index=done.index, dtype=float)
+    done["delta_vs_meanflow"] = done["final_fid"] - done["meanflow_fid"]
+    if "gpu_seconds" in done and "config_hash" in done:  # the whole cost of a config: every seed it ran
+        cost = pd.to_numeric(done["gpu_seconds"], errors="coerce")
+        done["gpu_hours"] = cost.groupby(done["config_hash"]).transform("sum") / 3600.0
+        done["pareto"] = False
+        for _, idx in done.groupby("fid_kind").groups.items():
+            done.loc[idx, "pareto"] = pareto_front(done.loc[idx, ["final_fid", "gpu_hours"]].to_numpy(float))
+    done = done.sort_values(["fid_kind", "final_fid"], kind="stable")
+    done.insert(0, "rank", done.groupby("fid_kind").cumcount() + 1)
+    return done.reset_index(drop=True)
+
+
+def pareto_front(points) -> list[bool]:
+    """Which rows of ``points`` (n, k), all minimised, no other row dominates (<= everywhere, < somewhere).
+
+    Rows with a NaN are never on the front.
+    """
+    import numpy as np
+
+    pts = np.asarray(points, dtype=float)
+    ok = ~np.isnan(pts).any(axis=1)
+    front = []
+    for i, p in enumerate(pts):
+        dominated = ok & (pts <= p).all(axis=1) & (pts < p).any(axis=1)
+        front.append(bool(ok[i] and not dominated.any()))
+    return front
+
+
+def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Completed rows with a final FID, each (config_hash, seed) once (its first finish): a config run again on
+    the same seed (a rerun, another sweep) is one run on both the sweep's board and the merged one."""
+    if frame.empty or not {"final_fid", "config_hash", "finished_at"} <= set(frame.columns):
+        return frame
+    done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()]
+    return done.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
+
+
+def attach_confirmations(board: pd.DataFrame, frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Adds ``confirm_*`` columns (by config_hash) from confirmations (confirm.csv frames) and a ``claim`` column.
+
+    Where several confirmations hold a config, the one with the most seeds wins.
+    ``claim`` says what a row may claim against MeanFlow: a confirmation's
+    verdict with the paired difference's 95% interval, or "unconfirmed" for a
+    single-seed delta below 0.
+    """
+    if board.empty:
+        return board
+    if frames and "config_hash" in board:
+        conf = pd.concat(frames, ignore_index=True).sort_values("n", ascending=False, kind="stable")
+        conf = conf.drop_duplicates("config_hash")[["config_hash", *[c for c in CONFIRM_COLUMNS if c in conf]]]
+        conf = conf.rename(columns={c: f"confirm_{c}" for c in CONFIRM_COLUMNS})
+        board = board.drop(columns=[c for c in board if c.startswith("confirm_")]).merge(conf, "left", "config_hash")
+    board["claim"] = [_claim(row) for row in board.to_dict("records")]
+    return board
+
+
+def _claim(row: dict) -> str:
+    verdict = row.get("confirm_verdict")
+    if isinstance(verdict, str) and verdict:
+        if verdict == "reference":
+            return f"reference (n={int(row['confirm_n'])})"
+        return (
+            f"{verdict}: {row['confirm_delta_mean']:+.4g} FID, 95% CI [{row['confirm_delta_ci_low']:+.4g}, "
+            f"{row['confirm_delta_ci_high']:+.4g}] vs meanflow, n={int(row['confirm_n'])}"
+        )
+    delta = row.get("delta_vs_meanflow")
+    return "unconfirmed: one seed, no interval" if isinstance(delta, float) and delta < 0 else ""

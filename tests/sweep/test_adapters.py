@@ -1,0 +1,50 @@
+"""The private attributes of Ray and Optuna read in sweep/adapters.py exist in the installed releases.
+
+Each test builds the real object; a release that renames or removes an attribute fails here with
+ReleaseChanged naming it, before any sweep meets it.
+"""
+
+import optuna
+import pytest
+from ray import tune
+from ray.tune.search import Repeater
+from ray.tune.search.optuna import OptunaSearch
+
+from sweep.adapters import ReleaseChanged, optuna_holds, private, run_config_of, seed_group
+
+
+def searcher():
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    return OptunaSearch(space=space, metric="fid", mode="min")
+
+
+def test_optuna_search_holds_its_trials_by_tune_id():
+    s = searcher()
+    s.suggest("t1")
+    assert optuna_holds(s, "t1") and not optuna_holds(s, "t2")
+
+
+def test_a_repeater_groups_trials_and_its_groups_have_what_seed_groups_reads():
+    r = Repeater(searcher(), repeat=2, set_index=False)
+    r.suggest("a")
+    r.suggest("b")
+    group = seed_group(r, "b")
+    assert group is seed_group(r, "a") and seed_group(r, "c") is None
+    assert group.count() == 2 and group.primary_trial_id == "a"
+    group.report("a", 1.0)
+    assert not group.finished_reporting()
+    group.report("b", 3.0)
+    assert group.finished_reporting() and list(group.scores()) == [1.0, 3.0]
+
+
+def test_a_tuners_run_settings_can_be_replaced():
+    tuner = tune.Tuner(lambda config: None, run_config=tune.RunConfig(name="x", verbose=0))
+    config = run_config_of(tuner)
+    assert isinstance(config, tune.RunConfig) and config.name == "x"
+    config.callbacks = []
+    assert run_config_of(tuner).callbacks == []
+
+
+def test_a_missing_attribute_is_named():
+    with pytest.raises(ReleaseChanged, match=r"builtins.object has no attribute _ot_trials in this release"):
+        private(object(), "_ot_trials")
