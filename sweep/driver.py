@@ -47,12 +47,18 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
         return summarize(folder, name, total, asha=settings["scheduler"] == "asha")
 
+    callbacks = [signals.GracefulStop(on_deadline), callback]
+    if settings.get("mlflow") is not None:
+        from sweep.tracking import MlflowTracking, default_uri
+
+        uri = settings["mlflow"] or default_uri(folder)
+        callbacks.append(MlflowTracking(uri, name, folder, settings, base))
     fn = trial_fn(base, folder, resources)
     path = str(folder / "ray" / "tune")
     if args.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
-        with_callbacks(tuner, [signals.GracefulStop(on_deadline), callback])
+        with_callbacks(tuner, callbacks)
     else:
         tuner = tune.Tuner(
             fn,
@@ -62,9 +68,7 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
                 num_samples=total,
                 reuse_actors=True,
             ),
-            run_config=run_config(
-                folder, "tune", [signals.GracefulStop(on_deadline), callback], settings["max_failures"]
-            ),
+            run_config=run_config(folder, "tune", callbacks, settings["max_failures"]),
         )
     seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
     print(

@@ -27,9 +27,16 @@ from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_d
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
-SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage")
+SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage", "mlflow")
 # sweep.json written before these keys existed
-OLD_SWEEP_SETTINGS = {"seeds": 1, "metric": "final_fid", "objectives": "fid", "max_failures": 3, "storage": "sqlite"}
+OLD_SWEEP_SETTINGS = {
+    "seeds": 1,
+    "metric": "final_fid",
+    "objectives": "fid",
+    "max_failures": 3,
+    "storage": "sqlite",
+    "mlflow": None,
+}
 
 
 class UsageError(ValueError):
@@ -78,6 +85,15 @@ def parse(argv=None) -> argparse.Namespace:
         default="sqlite",
         help="the Optuna study: sqlite (in the sweep folder), journal (a file there: for shared file systems), "
         "or a database URL (postgresql://..., mysql://...)",
+    )
+    p.add_argument(
+        "--mlflow",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="URI",
+        help="log the sweep to MLflow (a parent run, a child run per trial); default store: "
+        "sqlite:///<sweep>/mlflow.db (needs pip install -e '.[mlflow]')",
     )
     p.add_argument("--confirm-top", type=int, default=0, help="after the search, confirm the top K configs")
     p.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds per config for --confirm-top")
@@ -198,6 +214,15 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
             f"--metric {args.metric!r} is not measured; choose one of: {', '.join(metrics)} "
             "(add step counts with --set fid_nfe=1,2)"
         )
+    if args.mlflow is not None:
+        from sweep.tracking import check_available
+
+        if check_available():
+            raise UsageError(check_available())
+        if args.mlflow and "://" not in args.mlflow and not args.mlflow.startswith("databricks"):
+            raise UsageError(
+                f"--mlflow {args.mlflow!r} is not a tracking URI (scheme://...: sqlite:///..., http://...)"
+            )
     return {
         "trials": args.trials or max(3, len(space.points)),
         "seeds": args.seeds,
@@ -207,6 +232,7 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         "objectives": args.objectives,
         "max_failures": args.max_failures,
         "storage": args.storage,
+        "mlflow": args.mlflow,  # None: off; "": the sweep folder's own store
     }
 
 

@@ -239,6 +239,7 @@ SWEEP_SETTINGS = (
         lambda v: isinstance(v, str) and (v in ("sqlite", "journal") or "://" in v),
         "sqlite, journal or a URL",
     ),
+    ("mlflow", lambda v: v is None or isinstance(v, str), "a tracking URI, empty or null"),
 )
 
 

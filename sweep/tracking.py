@@ -1,0 +1,145 @@
+"""``--mlflow``: a sweep as one MLflow parent run, each trial a child run under it.
+
+Ray Tune's own MLflow callback makes one flat run per trial; here the sweep is
+a parent run (its settings as params) and every trial a child run (tag
+``mlflow.parentRunId``, which MLflow's UI nests) with its config as params,
+intermediate FIDs as metrics at their step, final FIDs and costs, tags for
+status, seed and config hash, and its sample grid as an artifact. A resumed
+sweep finds its runs again by tag and goes on logging into them.
+
+The default store is a SQLite file in the sweep folder (``mlflow.db``; artifacts
+in ``mlartifacts/`` beside it), so ``mlflow ui --backend-store-uri
+sqlite:///<sweep>/mlflow.db`` shows the sweep with no server. Tracking never
+breaks a sweep: an error is one warning, and the trials go on.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ray.tune import Callback
+
+from sweep import signals
+
+EXPERIMENT = "meanflow-sweep"
+FINAL_METRICS_SKIP = ("versions", "device", "fid_kind", "config_hash", "status", "error")
+
+
+def default_uri(folder: Path) -> str:
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def check_available() -> str | None:
+    """Why --mlflow cannot run here (MLflow not installed), or None."""
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        return "--mlflow needs MLflow, an optional extra: pip install -e '.[mlflow]'"
+    return None
+
+
+class MlflowTracking(Callback):
+    """Logs the sweep and its trials to MLflow (see the module docstring)."""
+
+    def __init__(self, uri: str, sweep: str, folder: Path, settings: dict, base: dict):
+        self.uri, self.sweep, self.folder, self.settings, self.base = uri, sweep, Path(folder), settings, base
+        self.client = None
+        self.parent: str | None = None
+        self.children: dict[str, str] = {}
+        self.warned = False
+
+    # ------------------------------------------------------------ plumbing
+    def _guard(self, what: str, fn, *args) -> None:
+        """Runs one logging step; an error is one warning for the whole sweep, never a failed sweep."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001  (tracking is a side channel: the sweep goes on)
+            if not self.warned:
+                print(f"warning: MLflow {what} failed ({type(e).__name__}: {e}); the sweep goes on", file=sys.stderr)
+                self.warned = True
+
+    def _runs(self, **tags) -> list:
+        query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return self.client.search_runs([self.experiment], filter_string=query, max_results=10000)
+
+    # ------------------------------------------------------------ Tune's hooks
+    def setup(self, **info):
+        self._guard("setup", self._setup)
+
+    def _setup(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=self.uri)
+        found = self.client.get_experiment_by_name(EXPERIMENT)
+        artifacts = (self.folder / "mlartifacts").as_uri() if self.uri.startswith("sqlite:") else None
+        self.experiment = found.experiment_id if found else self.client.create_experiment(EXPERIMENT, artifacts)
+        runs = self._runs(**{"meanflow.sweep": self.sweep, "meanflow.role": "sweep"})
+        if runs:  # a resumed sweep: its parent run and the trials' child runs
+            self.parent = runs[0].info.run_id
+            for run in self._runs(**{"mlflow.parentRunId": self.parent}):
+                self.children[run.data.tags.get("meanflow.trial_id", "")] = run.info.run_id
+            self.client.update_run(self.parent, status="RUNNING")
+            return
+        run = self.client.create_run(
+            self.experiment, run_name=self.sweep, tags={"meanflow.sweep": self.sweep, "meanflow.role": "sweep"}
+        )
+        self.parent = run.info.run_id
+        for key, value in {**self.settings, **{f"base.{k}": v for k, v in self.base.items()}}.items():
+            self.client.log_param(self.parent, key, value)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._guard("trial start", self._start, trial)
+
+    def _start(self, trial) -> None:
+        if not self.parent or trial.trial_id in self.children:
+            return
+        from sweep.trainable import flat_params
+
+        params = flat_params(trial.config)
+        tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": trial.trial_id, "meanflow.sweep": self.sweep}
+        if "seed" in params:
+            tags["seed"] = str(params["seed"])
+        run = self.client.create_run(self.experiment, run_name=trial.trial_id, tags=tags)
+        self.children[trial.trial_id] = run.info.run_id
+        for key, value in params.items():
+            self.client.log_param(run.info.run_id, key, value)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "intermediate_fid" in result and trial.trial_id in self.children:
+            run, fid, step = self.children[trial.trial_id], result["intermediate_fid"], result["step"]
+            self._guard("metric", lambda: self.client.log_metric(run, "intermediate_fid", fid, step=step))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._guard("trial end", self._end, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._guard("trial end", self._end, trial)
+
+    def _end(self, trial) -> None:
+        run = self.children.get(trial.trial_id)
+        if run is None:
+            return
+        last = trial.last_result or {}
+        if "final_fid" not in last and signals.stopping():  # interrupted: continues on --resume
+            self.client.set_tag(run, "status", "interrupted")
+            self.client.set_terminated(run, status="KILLED")
+            return
+        status = last.get("status", "completed" if "final_fid" in last else "error")
+        self.client.set_tag(run, "status", status)
+        for key in ("config_hash", "fid_kind", "gpu"):
+            if last.get(key) is not None:
+                self.client.set_tag(run, key, str(last[key]))
+        for key, value in last.items():
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+            if numeric and key not in FINAL_METRICS_SKIP and not key.startswith(("time_", "training_iteration")):
+                self.client.log_metric(run, key, float(value), step=int(last.get("step") or 0))
+        grid = Path(trial.path) / "out" / "samples.png"
+        if grid.is_file():
+            self.client.log_artifact(run, str(grid))
+        self.client.set_terminated(run, status="FINISHED" if status == "completed" else "FAILED")
+
+    def on_experiment_end(self, trials, **info):
+        if self.parent:
+            status = "KILLED" if signals.stopping() else "FINISHED"
+            self._guard("sweep end", self.client.set_terminated, self.parent, status)
