@@ -143,3 +143,39 @@ def assert_first_order_in_dt(name, net, x_t, t, t_next, v, u, slope):
     assert errors[2] < 1e-2, errors
     for big, small in zip(errors, errors[1:]):
         assert 0.05 < small / big < 0.2, errors
+
+
+# ------------------------------------------------ drivers as subprocesses (as a user's or a batch job's)
+def start_driver(args, module: str = "sweep.run", **env):
+    """``python -m sweep.run ARGS`` in its own session (signals reach its process group), output captured;
+    ``env`` adds variables (RAY_TMPDIR for a Ray temp folder of its own); RAY_ADDRESS is never inherited."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    environ = {**os.environ, "PYTHONPATH": str(root), **env}
+    environ.pop("RAY_ADDRESS", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=root,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.5):
+    """Polls ``predicate`` until it returns something other than None or False; fails naming ``what``."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        got = predicate()
+        if got is not None and got is not False:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -5,17 +5,14 @@ The driver runs as a subprocess joined with --address, as a user's would. Marked
 """
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.helpers import sweep_args
+from tests.helpers import start_driver, sweep_args, wait_for
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,46 +30,22 @@ def cluster():
     c.shutdown()
 
 
-def driver(args, **kw):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "sweep.run", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        **kw,
-    )
-
-
-def _wait_for(predicate, timeout, what):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _progressed(csv: Path, step: int):
     try:
         frame = pd.read_csv(csv)
     except (FileNotFoundError, pd.errors.EmptyDataError):
         return None
-    return "step" in frame and (pd.to_numeric(frame["step"], errors="coerce") >= step).any()
+    return "step" in frame and bool((pd.to_numeric(frame["step"], errors="coerce") >= step).any())
 
 
 def test_a_trial_on_a_killed_node_restarts_from_its_checkpoint_and_matches_an_uninterrupted_run(cluster, tmp_path):
     from trainer import train
 
     args = sweep_args("ratio_fm_schedules", tmp_path, "kill", 200, "--trials", "1", fid_samples=64, eval_every=20)
-    proc = driver([*args, "--address", cluster.address, "--set", "eval_samples=32"])
+    proc = start_driver([*args, "--address", cluster.address, "--set", "eval_samples=32"])
     csv = tmp_path / "kill" / "trials.csv"
     try:
-        _wait_for(lambda: _progressed(csv, 40), 240, "the trial to pass step 40 (two checkpoints)")
+        wait_for(lambda: _progressed(csv, 40), 240, "the trial to pass step 40 (two checkpoints)")
         worker = next(n for n in cluster.worker_nodes)
         cluster.remove_node(worker, allow_graceful=False)  # the node dies mid-trial
         cluster.add_node(num_cpus=1)  # a fresh node the trial can restart on
@@ -100,7 +73,7 @@ def test_a_trial_on_a_killed_node_restarts_from_its_checkpoint_and_matches_an_un
 
 def test_every_node_is_checked_before_the_first_trial(cluster, tmp_path):
     args = sweep_args("baselines", tmp_path, "chk", 10, "--trials", "1", "--data-dir", str(tmp_path / "no-data"))
-    proc = driver([*args, "--address", cluster.address, "--set", "dataset=cifar10"])
+    proc = start_driver([*args, "--address", cluster.address, "--set", "dataset=cifar10"])
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 2, out
     line = out.strip().splitlines()[-1]
@@ -111,7 +84,7 @@ def test_every_node_is_checked_before_the_first_trial(cluster, tmp_path):
 def test_a_trial_larger_than_every_node_exits_2_at_once(cluster, tmp_path):
     args = sweep_args("baselines", tmp_path, "big", 10, "--trials", "1", "--cpus-per-trial", "4")
     start = time.time()
-    proc = driver([*args, "--address", cluster.address])
+    proc = start_driver([*args, "--address", cluster.address])
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2 and time.time() - start < 60, out
     assert "asks for 4 CPU / 0 GPU but no node has that much (the largest: 1 CPU / 0 GPU)" in out
@@ -140,7 +113,7 @@ def test_an_unreachable_address_exits_2_within_30_seconds(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.time()
-    proc = driver([*sweep_args("baselines", tmp_path, "x", 10), "--address", f"127.0.0.1:{port}"])
+    proc = start_driver([*sweep_args("baselines", tmp_path, "x", 10), "--address", f"127.0.0.1:{port}"])
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and time.time() - start < 30, out
     assert f"--address 127.0.0.1:{port}: no Ray head answers there" in out

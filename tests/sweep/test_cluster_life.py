@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import sweep_args
+from tests.helpers import start_driver, sweep_args, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,30 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def driver(args, ray_tmp: str, module: str = "sweep.run", **env):
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": ray_tmp, **env}
-    environ.pop("RAY_ADDRESS", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for(predicate, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = predicate()
-        if got is not None and got is not False:
-            return got
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def completed_rows(csv: Path):
@@ -81,7 +57,7 @@ def test_a_stale_bootstrap_file_and_a_foreign_ray_instance_change_nothing(tmp_pa
     (Path(ray_tmp) / "ray").mkdir(parents=True, exist_ok=True)
     (Path(ray_tmp) / "ray" / "ray_current_cluster").write_text(f"127.0.0.1:{free_port()}\n")
     args = sweep_args("baselines", tmp_path, "stale", 10, "--trials", "1", fid_samples=32, eval_every=0)
-    proc = driver(args, ray_tmp)
+    proc = start_driver(args, RAY_TMPDIR=ray_tmp)
     out, _ = proc.communicate(timeout=180)
     assert proc.returncode == 0, out[-3000:]
 
@@ -100,7 +76,7 @@ def test_a_stale_bootstrap_file_and_a_foreign_ray_instance_change_nothing(tmp_pa
         bootstrap = Path(ray_tmp) / "ray" / "ray_current_cluster"
         wait_for(lambda: bootstrap.is_file() and str(port) in bootstrap.read_text(), 60, "the foreign head")
         args = sweep_args("baselines", tmp_path, "foreign", 60, "--trials", "2", "--max-concurrent", "1")
-        proc = driver([*args, "--set", "fid_samples=32", "--set", "eval_every=0"], ray_tmp)
+        proc = start_driver([*args, "--set", "fid_samples=32", "--set", "eval_every=0"], RAY_TMPDIR=ray_tmp)
         wait_for(lambda: completed_rows(tmp_path / "foreign" / "trials.csv") is not None, 180, "a first trial")
         os.killpg(foreign.pid, signal.SIGTERM)  # the other instance goes away mid-sweep
         foreign.wait(timeout=60)
@@ -128,7 +104,7 @@ def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp
     sig, group = STOPS[how]
     args = sweep_args("baselines", tmp_path, "s", 240, "--max-concurrent", "1", "--trials", "2")
     args += ["--set", "fid_samples=64", "--set", "eval_every=50", "--set", "eval_samples=32"]
-    proc = driver(args, ray_tmp, MEANFLOW_STOP_GRACE_S="10")
+    proc = start_driver(args, RAY_TMPDIR=ray_tmp, MEANFLOW_STOP_GRACE_S="10")
     csv = tmp_path / "s" / "trials.csv"
     try:
         first = wait_for(lambda: completed_rows(csv), 240, "a first completed trial")
@@ -154,7 +130,7 @@ def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp
     states = [t.state.name for t in study_trials(tmp_path, "s")]
     assert "FAIL" not in states and "RUNNING" in states, states  # the interrupted trial is not told anything
 
-    resumed = driver([*args, "--resume", "auto"], ray_tmp)  # the same command a requeued job runs
+    resumed = start_driver([*args, "--resume", "auto"], RAY_TMPDIR=ray_tmp)  # the same command a requeued job runs
     out, _ = resumed.communicate(timeout=400)
     assert resumed.returncode == 0, out[-3000:]
     assert "--resume auto: continuing sweep s" in out
@@ -175,7 +151,7 @@ def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp
 def test_resume_auto_starts_a_missing_sweep_and_continues_an_existing_one(tmp_path, ray_tmp):
     args = [*sweep_args("baselines", tmp_path, "auto", 10, "--trials", "1", fid_samples=32, eval_every=0)]
     for word in ("starting", "continuing"):
-        proc = driver([*args, "--resume", "auto"], ray_tmp)
+        proc = start_driver([*args, "--resume", "auto"], RAY_TMPDIR=ray_tmp)
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0 and f"--resume auto: {word} sweep auto" in out, out[-3000:]
     trials = pd.read_csv(tmp_path / "auto" / "trials.csv")
@@ -184,7 +160,7 @@ def test_resume_auto_starts_a_missing_sweep_and_continues_an_existing_one(tmp_pa
 
 def test_address_auto_names_what_it_found_when_nothing_answers(tmp_path, ray_tmp):
     args = sweep_args("baselines", tmp_path, "a", 10, "--address", "auto")
-    proc = driver(args, ray_tmp)
+    proc = start_driver(args, RAY_TMPDIR=ray_tmp)
     out, _ = proc.communicate(timeout=120)
     bootstrap = Path(ray_tmp) / "ray" / "ray_current_cluster"
     assert proc.returncode == 2 and out.strip().splitlines()[-1] == (
@@ -195,7 +171,7 @@ def test_address_auto_names_what_it_found_when_nothing_answers(tmp_path, ray_tmp
     bootstrap.parent.mkdir(parents=True)
     bootstrap.write_text(f"127.0.0.1:{port}\n")  # a head that died uncleanly
     start = time.time()
-    proc = driver(args, ray_tmp)
+    proc = start_driver(args, RAY_TMPDIR=ray_tmp)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2 and time.time() - start < 60, out
     assert f"error: --address auto (127.0.0.1:{port}): no Ray head answers there" in out

@@ -18,11 +18,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,16 +68,6 @@ def job(env, job_id: str) -> dict:
     return dict(re.findall(r"(\w+)=(\S+)", text))
 
 
-def wait_until(predicate, timeout: float, what: str):
-    end = time.time() + timeout
-    while time.time() < end:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def ended(env, job_id: str) -> bool:
     return job(env, job_id)["JobState"] in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")
 
@@ -105,26 +96,26 @@ def test_time_limit_scancel_and_requeue_lose_nothing_and_run_nothing_twice(slurm
     limited = submit(slurm, tmp_path, "limit", "--time=2", "--signal=B:USR1@60", steps=250)
     stopped = submit(slurm, tmp_path, "stop")
 
-    wait_until(lambda: completed(tmp_path, "stop") >= 1, 300, "a first trial of the stopped sweep")
+    wait_for(lambda: completed(tmp_path, "stop") >= 1, 300, "a first trial of the stopped sweep", every=2)
     first = pd.read_csv(tmp_path / "results" / "stop" / "trials.csv").query("status == 'completed'")
     run(slurm, "scancel", "--batch", "--signal=TERM", stopped)  # the user's clean stop: the batch script only
-    wait_until(lambda: ended(slurm, stopped), 120, "the stopped job to end")
+    wait_for(lambda: ended(slurm, stopped), 120, "the stopped job to end", every=2)
     info = job(slurm, stopped)
     assert (info["JobState"], info["ExitCode"]) == ("FAILED", "143:0"), info
     log = (tmp_path / f"stop-{stopped}.log").read_text()
     assert "interrupted by SIGTERM" in log and "continue with python -m sweep.run --resume --name stop" in log, log
 
     again = submit(slurm, tmp_path, "stop")  # the same command, submitted again: it continues
-    wait_until(lambda: completed(tmp_path, "stop") >= 2, 300, "a second trial after the resubmission")
+    wait_for(lambda: completed(tmp_path, "stop") >= 2, 300, "a second trial after the resubmission", every=2)
     run(slurm, "scontrol", "requeue", again)
-    wait_until(lambda: ended(slurm, again), 400, "the requeued job to finish")
+    wait_for(lambda: ended(slurm, again), 400, "the requeued job to finish", every=2)
     info = job(slurm, again)
     assert (info["JobState"], info["ExitCode"], info["Restarts"]) == ("COMPLETED", "0:0", "1"), info
     assert_every_config_once(tmp_path, "stop")
     kept = pd.read_csv(tmp_path / "results" / "stop" / "trials.csv").set_index("trial_id")
     assert list(kept.loc[first["trial_id"], "final_fid"]) == list(first["final_fid"])  # never run again
 
-    wait_until(lambda: ended(slurm, limited), 600, "the time-limited job to finish")
+    wait_for(lambda: ended(slurm, limited), 600, "the time-limited job to finish", every=2)
     info = job(slurm, limited)
     assert info["JobState"] == "COMPLETED" and int(info["Restarts"]) >= 1, info
     log = (tmp_path / f"limit-{limited}.log").read_text()
