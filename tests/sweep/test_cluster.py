@@ -15,7 +15,6 @@ import pytest
 from tests.helpers import start_driver, sweep_args, wait_for
 
 pytestmark = pytest.mark.cluster
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,6 @@ import pytest
 
 from tests.helpers import start_driver, sweep_args, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def ray_tmp():
