@@ -47,6 +47,7 @@ class MlflowTracking(Callback):
         self.client = None
         self.parent: str | None = None
         self.children: dict[str, str] = {}
+        self.grids: list[tuple[str, Path]] = []  # sample grids not synced to storage yet when their trial ended
         self.warned = False
 
     # ------------------------------------------------------------ plumbing
@@ -127,19 +128,28 @@ class MlflowTracking(Callback):
             return
         status = last.get("status", "completed" if "final_fid" in last else "error")
         self.client.set_tag(run, "status", status)
-        for key in ("config_hash", "fid_kind", "gpu"):
+        for key in ("seed", "config_hash", "fid_kind", "device"):
             if last.get(key) is not None:
                 self.client.set_tag(run, key, str(last[key]))
         for key, value in last.items():
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
             if numeric and key not in FINAL_METRICS_SKIP and not key.startswith(("time_", "training_iteration")):
                 self.client.log_metric(run, key, float(value), step=int(last.get("step") or 0))
-        grid = Path(trial.path) / "out" / "samples.png"
-        if grid.is_file():
-            self.client.log_artifact(run, str(grid))
+        self.grids.append((run, Path(trial.path) / "out" / "samples.png"))  # Tune syncs it after the trial ends
+        self._log_grids()
         self.client.set_terminated(run, status="FINISHED" if status == "completed" else "FAILED")
 
+    def _log_grids(self) -> None:
+        waiting = []
+        for run, grid in self.grids:
+            if grid.is_file():
+                self.client.log_artifact(run, str(grid))
+            else:
+                waiting.append((run, grid))
+        self.grids = waiting
+
     def on_experiment_end(self, trials, **info):
+        self._guard("artifacts", self._log_grids)
         if self.parent:
             status = "KILLED" if signals.stopping() else "FINISHED"
             self._guard("sweep end", self.client.set_terminated, self.parent, status)
