@@ -174,3 +174,32 @@ def test_address_auto_names_what_it_found_when_nothing_answers(tmp_path, ray_tmp
     assert proc.returncode == 2 and time.time() - start < 60, out
     assert f"error: --address auto (127.0.0.1:{port}): no Ray head answers there" in out
     assert not (tmp_path / "a").exists()
+
+
+def test_a_confirmation_stops_cleanly_on_sigterm_and_the_same_command_finishes_it(tmp_path, ray_tmp):
+    import json
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    base = {"preset": "smoke", "steps": 300, "fid_samples": 64, "eval_every": 100, "eval_samples": 0}
+    saved = {"name": "c", "space": "ratio_fm_schedules", "preset": "smoke", "base": base, "trials": 1}
+    (folder / "sweep.json").write_text(json.dumps(saved))  # a sweep with no trial yet: its baselines are confirmed
+    args = ["--name", "c", "--results-dir", str(tmp_path), "--top", "1", "--seeds", "2", "--max-concurrent", "1"]
+    args += ["--quiet"]
+    proc = start_driver(args, module="sweep.confirm", RAY_TMPDIR=ray_tmp, MEANFLOW_STOP_GRACE_S="10")
+    try:
+        wait_for(lambda: completed_rows(folder / "confirm_trials.csv"), 240, "a first confirmation run")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, out[-3000:]
+    assert out.strip().splitlines()[-1] == "interrupted: rerun the same command to finish the confirmation of c"
+    rows = pd.read_csv(folder / "confirm_trials.csv")
+    assert list(rows["status"]) == ["completed", "interrupted"], rows[["trial_id", "status"]]
+    again = start_driver(args, module="sweep.confirm", RAY_TMPDIR=ray_tmp)
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out[-3000:]
+    summary = pd.read_csv(folder / "confirm.csv")
+    assert (summary["n"] == 2).all() and (summary["n_failed"] == 0).all()  # every config on both seeds
