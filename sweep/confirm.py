@@ -184,6 +184,11 @@ def summarize_confirmation(rows: list[dict], plan: dict) -> pd.DataFrame:
     return pd.DataFrame(out).sort_values("mean_fid", kind="stable").reset_index(drop=True)
 
 
+def rerun_line(folder: Path) -> str:
+    """The last line of an interrupted confirmation (printed by the driver or by the stop deadline)."""
+    return f"interrupted: rerun the same command to finish the confirmation of {folder.name}"
+
+
 def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     """(config hash, seed) of every confirmation run that completed or failed: never run again."""
     return {
@@ -224,7 +229,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
 
             def on_deadline() -> int:  # Ray did not stop in time after a signal: what is on disk stays
                 table.interrupt_running()
-                print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}")
+                print(rerun_line(folder))
                 return signals.exit_code()
 
             tuner = tune.Tuner(
@@ -247,7 +252,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
     print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
     if len(ended_runs(table)) < total:
-        print(f"interrupted: rerun the same command to finish the confirmation of {folder.name}", flush=True)
+        print(rerun_line(folder), flush=True)
         return signals.exit_code() or 130
     return 0
 

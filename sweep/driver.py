@@ -94,7 +94,7 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         table.interrupt_running()
     table.save()
     rows = list(table.rows.values())
-    ended = sum(r["status"] in ENDED for r in rows)  # Tune counts interrupted trials as ended
+    ended = sum(r["status"] in ENDED for r in rows)  # from the table: Tune's grid counts interrupted trials as ended
     board = rank(table.frame())
     print(
         f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
