@@ -136,14 +136,11 @@ def node_check(data: dict, results_dir: str, marker: str) -> dict:
     return {"problems": problems, "gpus": gpus}
 
 
-def check_nodes(base: dict, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -> None:
+def check_nodes(cfg, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -> None:
     """A small task pinned to every alive node: data, FID cache, shared results folder, torch and its GPUs."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    from trainer.config import from_flat
-
-    cfg = from_flat(base)
     data = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "fid_mode": cfg.fid_mode, "fid_cache": cfg.fid_cache}
     results_dir.mkdir(parents=True, exist_ok=True)
     marker = f".node-check-{uuid.uuid4().hex}"

@@ -26,7 +26,8 @@ import pandas as pd
 
 from sweep import signals
 from sweep.flags import add_trial_flags, trial_flag_problem
-from sweep.columns import CONFIRM_COLUMNS, FAILED, row_params
+from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
+from sweep.configs import Configs
 from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_csv, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, interrupted, usage_error
@@ -35,23 +36,19 @@ from trainer.runtime import atomic_write_json
 REFERENCE = "meanflow"
 
 
-def configs_to_confirm(folder: Path, space, base: dict, top: int) -> list[dict]:
+def configs_to_confirm(folder: Path, space, configs: Configs, top: int) -> list[dict]:
     """Every baseline of a sweep's space and its K best other configs (by mean final FID over their seeds)."""
-    from trainer.config import from_flat
-
     out: dict[str, dict] = {}
     for name, params in baseline_params(space).items():
-        out.setdefault(from_flat({**base, **params}).config_hash(), {"label": name, "baseline": name, "params": params})
+        out.setdefault(configs.hash_of(params), {"label": name, "baseline": name, "params": params})
     if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
         params = {"objective": REFERENCE}
-        out.setdefault(
-            from_flat({**base, **params}).config_hash(), {"label": REFERENCE, "baseline": REFERENCE, "params": params}
-        )
+        out.setdefault(configs.hash_of(params), {"label": REFERENCE, "baseline": REFERENCE, "params": params})
     trials = read_csv(folder / "trials.csv")
     if not trials.empty and "final_fid" in trials:
         done = trials[trials["status"] == "completed"]
-        params = [row_params(r) for r in done.to_dict("records")]
-        hashes = pd.Series([from_flat({**base, **p}).config_hash() for p in params], index=done.index)
+        params = [{k: v for k, v in row_params(r).items() if k != "seed"} for r in done.to_dict("records")]
+        hashes = pd.Series([configs.hash_of(p) for p in params], index=done.index)
         means = done["final_fid"].groupby(hashes).mean().sort_values(kind="stable")
         searched = [h for h in means.index if h not in out]  # the baselines are confirmed anyway
         for rank, h in enumerate(searched[:top], 1):
@@ -104,7 +101,7 @@ def check_plan(plan) -> None:
         raise ValueError("confirm.json holds a value of the wrong type or range")
 
 
-def load_plan(folder: Path, space, base: dict, top: int, seeds: int) -> dict:
+def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
     path = folder / "confirm.json"
     if path.is_file():
@@ -121,12 +118,13 @@ def load_plan(folder: Path, space, base: dict, top: int, seeds: int) -> dict:
                 "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
             )
         return plan
-    used = pd.to_numeric(read_csv(folder / "trials.csv").get("seed", pd.Series(dtype=float)), errors="coerce")
-    first = int(used.max()) + 1 if used.notna().any() else int(base.get("seed", 0)) + 1
+    used = read_csv(folder / "trials.csv").get(CONFIG + "seed", pd.Series(dtype=float))
+    used = pd.to_numeric(used, errors="coerce")
+    first = int(used.max()) + 1 if used.notna().any() else configs.of({}).seed + 1
     plan = {
         "top": top,
         "seeds": list(range(first, first + seeds)),  # fresh: none of them ran in the search
-        "configs": configs_to_confirm(folder, space, base, top),
+        "configs": configs_to_confirm(folder, space, configs, top),
         "level": LEVEL,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -139,7 +137,7 @@ def summarize_confirmation(rows: list[dict], plan: dict) -> pd.DataFrame:
     seeds, level = plan["seeds"], plan["level"]
     by_hash: dict[str, dict[int, dict]] = {}
     for row in rows:
-        by_hash.setdefault(row.get("config_hash"), {})[int(row["seed"])] = row
+        by_hash.setdefault(row.get("config_hash"), {})[int(row[CONFIG + "seed"])] = row
 
     def fids(h):
         runs = by_hash.get(h, {})
@@ -192,7 +190,9 @@ def rerun_line(folder: Path) -> str:
 def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     """(config hash, seed) of every confirmation run that completed or failed: never run again."""
     return {
-        (r.get("config_hash"), int(r["seed"])) for r in table.rows.values() if r["status"] in ("completed", *FAILED)
+        (r.get("config_hash"), int(r[CONFIG + "seed"]))
+        for r in table.rows.values()
+        if r["status"] in ("completed", *FAILED)
     }
 
 
@@ -208,7 +208,8 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
 
     saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
-    plan = load_plan(folder, space, base, top, seeds)
+    configs = Configs(base)
+    plan = load_plan(folder, space, configs, top, seeds)
     table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
     table.load()
     ended = ended_runs(table)
@@ -223,9 +224,9 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     )
     if jobs:
         with ray_running(args.address):
-            resources = preflight(args, base, folder.parent)
+            resources = preflight(args, configs.of({}), folder.parent)
             fn = trial_fn(base, folder, resources)
-            callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base)
+            callback = RecordsCallback(table, space, total, configs, quiet=args.quiet)
 
             def on_deadline() -> int:  # Ray did not stop in time after a signal: what is on disk stays
                 table.interrupt_running()

@@ -12,6 +12,7 @@ from sweep import signals
 from sweep.confirm import confirm
 from sweep.progress import RecordsCallback
 from sweep.columns import ENDED, FAILED
+from sweep.configs import Configs
 from sweep.ranking import rank
 from sweep.tables import SweepTable
 from sweep.search import close_orphans, make_scheduler, make_searcher
@@ -26,11 +27,12 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
     Ray is joined and checked (a trial fits a node; on a cluster, every node's
     data, cache and results folder) before anything is written.
     """
+    configs = Configs(base)  # a trial's config: built once here (kept for the callbacks), once in its worker
     with ray_running(args.address):
-        resources = preflight(args, base, folder.parent)
+        resources = preflight(args, configs.of({}), folder.parent)
         if not args.resume:
             write_sweep_json(folder, space, preset, base, settings)
-        return search(args, folder, space, preset, base, settings, resources)
+        return search(args, folder, space, preset, configs, settings, resources)
 
 
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
@@ -39,10 +41,10 @@ def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dic
     atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
-def search(args, folder: Path, space, preset: str, base: dict, settings: dict, resources: dict) -> int:
-    name, total = folder.name, settings["trials"] * settings["seeds"]
+def search(args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict) -> int:
+    name, total, base = folder.name, settings["trials"] * settings["seeds"], configs.base
     table = SweepTable(folder.parent, name, space.name)
-    callback = RecordsCallback(table, space, total, quiet=args.quiet, base=base, needs_gpu=resources["gpu"] > 0)
+    callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
 
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
         return summarize(folder, name, total, asha=settings["scheduler"] == "asha")
@@ -64,7 +66,7 @@ def search(args, folder: Path, space, preset: str, base: dict, settings: dict, r
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
-                scheduler=make_scheduler(settings["scheduler"], base, space),
+                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space),
                 num_samples=total,
                 reuse_actors=True,
             ),

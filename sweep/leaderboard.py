@@ -24,7 +24,7 @@ SHOW = [
     "sweep",
     "space",
     "baseline",
-    "seed",
+    "config.seed",
     "final_fid",
     "delta_vs_meanflow",
     "claim",

@@ -10,11 +10,10 @@ from ray.tune import Callback
 
 from search_spaces import SearchSpace
 from sweep import signals
-from sweep.columns import FAILED
+from sweep.columns import FAILED, INTERMEDIATE, config_row, is_measurement
+from sweep.configs import Configs
 from sweep.tables import SweepTable
-from sweep.trainable import FINAL_KEYS, NFE_PREFIXES, flat_params
-
-COST_KEYS = ("gpu_seconds", "train_gpu_seconds", "fid_gpu_seconds", "gpus")
+from sweep.trainable import flat_params
 
 
 def now() -> str:
@@ -35,11 +34,11 @@ class RecordsCallback(Callback):
         table: SweepTable,
         space: SearchSpace,
         total: int,
+        configs: Configs,
         quiet: bool = False,
-        base: dict | None = None,
         needs_gpu: bool = False,
     ):
-        self.table, self.space, self.total, self.quiet, self.base = table, space, total, quiet, base or {}
+        self.table, self.space, self.total, self.quiet, self.configs = table, space, total, quiet, configs
         self.needs_gpu, self._checked_gpus = needs_gpu, 0.0
         self.t0 = time.time()
 
@@ -68,21 +67,20 @@ class RecordsCallback(Callback):
         return flat_params(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        from trainer.config import from_flat
-
         params = self._params(trial)
         row = self.table.rows.get(trial.trial_id, {})
-        fields = {**params, "status": "running", "baseline": self.space.baseline_of(params)}
+        try:  # known at start, so a failed trial has its hash and seed too
+            cfg = self.configs.of(params)
+        except ValueError:  # the trial fails with this message itself
+            cfg = None
+        fields = {**config_row(params, cfg), "status": "running", "baseline": self.space.baseline_of(params)}
+        if cfg is not None:
+            fields["config_hash"] = cfg.config_hash()
         if row.get("status") == "interrupted":  # continues from its checkpoint on a resumed sweep
             fields["restarts"] = int(row.get("restarts") or 0) + 1
         else:
             fields["started_at"] = now()
         fields["trial_dir"] = trial.path  # Tune's own record of the trial folder (samples.png, progress.csv)
-        try:  # known at start, so a failed trial has its hash and seed too
-            cfg = from_flat({**self.base, **params})
-            fields.update(config_hash=cfg.config_hash(), seed=cfg.seed)
-        except ValueError:  # the trial fails with this message itself
-            pass
         self.table.update(trial.trial_id, **fields)
         self.table.save()
         self._say(f"start {trial.trial_id} {params}")
@@ -99,7 +97,7 @@ class RecordsCallback(Callback):
             f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else "")
         )
         if fid is not None:
-            fields = {"best_intermediate_fid": self._best(trial, fid), f"intermediate_fid_{result['step']}": fid}
+            fields = {"best_intermediate_fid": self._best(trial, fid), f"{INTERMEDIATE}{result['step']}": fid}
             self.table.update(trial.trial_id, step=result["step"], **fields)
             # progress survives the driver and others can watch it; an intermediate FID moves no ranking,
             # so the leaderboards (a re-read of every sweep under a lock) wait for the trial's end
@@ -114,15 +112,10 @@ class RecordsCallback(Callback):
             self.table.update(trial.trial_id, finished_at=now(), **fields)
             self._say(f"{last['status']} {trial.trial_id}: {last.get('error')}")
         elif "final_fid" in last:
-            fields = {k: last[k] for k in FINAL_KEYS + COST_KEYS if k in last}
-            fields.update({k: v for k, v in last.items() if k.startswith(NFE_PREFIXES)})
-            fields["gpu"] = fields.pop("device", None)
-            fields["step"] = last.get("step")  # the final step, not the last intermediate one
+            fields = {k: v for k, v in last.items() if is_measurement(k)}  # the record's columns, step, costs
             # intermediate FIDs reported before a restart stay counted (the trainer knows those since its checkpoint)
             fields["best_intermediate_fid"] = self._best(trial, last.get("best_intermediate_fid"))
-            self.table.update(
-                trial.trial_id, status="completed", finished_at=now(), versions=last.get("versions"), **fields
-            )
+            self.table.update(trial.trial_id, status="completed", finished_at=now(), **fields)
             self._say(f"done  {trial.trial_id} final FID {last['final_fid']:.4f} ({last.get('fid_kind')})")
         else:  # ended by the scheduler (ASHA) before its final score
             self.table.update(trial.trial_id, status="stopped", finished_at=now(), step=last.get("step"))

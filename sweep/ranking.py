@@ -70,13 +70,16 @@ def pareto_front(points) -> list[bool]:
     return front
 
 
+RUN_KEY = ("config_hash", "config.seed")  # one run: a config on a seed
+
+
 def distinct_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """Completed rows with a final FID, each (config_hash, seed) once (its first finish): a config run again on
     the same seed (a rerun, another sweep) is one run on both the sweep's board and the merged one."""
     if frame.empty or not {"final_fid", "config_hash", "finished_at"} <= set(frame.columns):
         return frame
     done = frame[(frame["status"] == "completed") & frame["final_fid"].notna()]
-    return done.sort_values("finished_at", kind="stable").drop_duplicates(["config_hash", "seed"])
+    return done.sort_values("finished_at", kind="stable").drop_duplicates([c for c in RUN_KEY if c in done])
 
 
 def attach_confirmations(board: pd.DataFrame, frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -240,22 +240,14 @@ def build(folder: Path) -> Path:
 
 
 def _table(board: pd.DataFrame) -> str:
-    cols = [
-        c
-        for c in (
-            "rank",
-            "trial_id",
-            "baseline",
-            "final_fid",
-            "delta_vs_meanflow",
-            "claim",
-            "seed",
-            "target",
-            "objective",
-        )
-        if c in board
-    ] + sorted(c for c in board if c.startswith(("alpha.", "ratio_fm.")))
-    return _frame_table(board, cols)
+    """The top trials: who they are, their config (the keys that tell them apart), then every measurement."""
+    from sweep.columns import measured, param_columns
+
+    lead = ["rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "claim"]
+    config = [c for c in param_columns(board) if c in ("config.objective", "config.seed") or board[c].nunique() > 1]
+    rest = [c for c in measured() if c not in lead and c not in ("versions", "config_hash")]
+    rest += sorted(c for c in board if c.startswith(("final_fid_nfe", "fid_kind_nfe")))
+    return _frame_table(board, lead + config + rest)
 
 
 def _frame_table(board: pd.DataFrame, cols: list[str]) -> str:
@@ -269,7 +261,7 @@ def _frame_table(board: pd.DataFrame, cols: list[str]) -> str:
             for v in row
         )
         rows.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"<div style='overflow-x:auto'><table><tr>{head}</tr>{''.join(rows)}</table></div>"
 
 
 def latest_sweep(results: Path) -> Path | None:

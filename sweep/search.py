@@ -19,7 +19,6 @@ from sweep import signals
 from sweep.adapters import optuna_holds, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
-from trainer.config import from_flat
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
@@ -168,10 +167,10 @@ class BaselineSafeASHA(ASHAScheduler):
         return decision
 
 
-def make_scheduler(kind: str, base: dict, space):
+def make_scheduler(kind: str, cfg, space):
+    """FIFO, or ASHA on intermediate FIDs at ``cfg``'s evaluation steps (``cfg``: the sweep's base TrainConfig)."""
     if kind == "none":
         return FIFOScheduler()
-    cfg = from_flat(base)
     if not cfg.eval_every:
         raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
     return BaselineSafeASHA(

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from sweep.columns import NUMERIC, NUMERIC_PREFIXES, STATUSES, TEXT_COLUMNS, order_columns
+from sweep.columns import STATUSES, is_numeric, legacy_columns, order_columns, text_columns
 from sweep.ranking import attach_confirmations, distinct_runs, rank
 from trainer.config import PRESETS, SEED_MAX, from_flat
 from trainer.runtime import atomic_write_bytes
@@ -37,7 +37,10 @@ class DamagedTable(ValueError):
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=TEXT_COLUMNS) if path.is_file() and path.stat().st_size else pd.DataFrame()
+    """A results CSV as written (unchecked: for files this project wrote whole, such as confirm.csv)."""
+    if not path.is_file() or not path.stat().st_size:
+        return pd.DataFrame()
+    return legacy_columns(pd.read_csv(path, dtype=text_columns()))
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -50,7 +53,7 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     text = path.read_bytes()  # read once: parsed by pandas, and counted record by record below
     try:
-        frame = pd.read_csv(io.BytesIO(text), dtype=TEXT_COLUMNS)
+        frame = legacy_columns(pd.read_csv(io.BytesIO(text), dtype=text_columns()))
         rows_in_file = sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1  # records after the header
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as e:
         raise DamagedTable(f"{path} is damaged ({str(e).splitlines()[0]}); move it away or repair it") from None
@@ -70,7 +73,7 @@ def read_table(path: Path) -> pd.DataFrame:
             "it will not be rewritten: move it away or repair it"
         )
     for column in frame.columns:
-        if column in NUMERIC or column.startswith(NUMERIC_PREFIXES):
+        if is_numeric(column):
             given = frame[column].notna()
             numbers = pd.to_numeric(frame[column], errors="coerce")
             if (given & numbers.isna()).any():

@@ -23,7 +23,7 @@ from ray.tune import Callback
 from sweep import signals
 
 EXPERIMENT = "meanflow-sweep"
-FINAL_METRICS_SKIP = ("versions", "device", "fid_kind", "config_hash", "status", "error")
+FINAL_METRICS_SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error")
 
 
 def default_uri(folder: Path) -> str:
@@ -128,7 +128,7 @@ class MlflowTracking(Callback):
             return
         status = last.get("status", "completed" if "final_fid" in last else "error")
         self.client.set_tag(run, "status", status)
-        for key in ("seed", "config_hash", "fid_kind", "device"):
+        for key in ("config_hash", "fid_kind", "gpu"):
             if last.get(key) is not None:
                 self.client.set_tag(run, key, str(last[key]))
         for key, value in last.items():

@@ -22,28 +22,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-FINAL_KEYS = (
-    "final_fid",
-    "best_intermediate_fid",
-    "fid_kind",
-    "fid_samples",
-    "steps",
-    "wall_seconds",
-    "train_seconds",
-    "fid_seconds",
-    "eval_seconds",
-    "step_ms",
-    "device",
-    "config_hash",
-    "protocol_version",
-    "seed",
-    "final_loss",
-    "final_fm_mse",
-)
-
-
-NFE_PREFIXES = ("final_fid_nfe", "fid_kind_nfe")  # one column each per fid_nfe step count
-
 
 def gpus_held(ctx) -> float:
     """The GPUs this trial's resources hold (a fraction when GPUs are shared)."""
@@ -53,7 +31,7 @@ def gpus_held(ctx) -> float:
         return 0.0
 
 
-def costs(result: dict, gpus: float) -> dict:
+def costs(result, gpus: float) -> dict:
     """Device-seconds of a trial: wall seconds x GPUs held, training and FID apart.
 
     A CPU-only trial counts as one device, so its cost is its seconds on the
@@ -61,8 +39,8 @@ def costs(result: dict, gpus: float) -> dict:
     other, not with a GPU sweep's.
     """
     devices = gpus if gpus > 0 else 1.0
-    train = result["train_seconds"] * devices
-    fid = (result["fid_seconds"] + result.get("eval_seconds", 0.0)) * devices  # intermediate FIDs are FID work
+    train = result.train_seconds * devices
+    fid = (result.fid_seconds + result.eval_seconds) * devices  # intermediate FIDs are FID work
     return {"train_gpu_seconds": train, "fid_gpu_seconds": fid, "gpu_seconds": train + fid, "gpus": gpus}
 
 
@@ -87,11 +65,20 @@ def flat_params(config: dict) -> dict:
 
 
 def trial_config(config: dict, base: dict, out_dir: Path, checkpoint_dir: Path):
+    """The trial's TrainConfig, built once from Tune's flat config (checkpoints at its evaluation steps unless the
+    config says otherwise)."""
+    import dataclasses
+
     from trainer.config import from_flat
 
     flat = {**base, **flat_params(config), "out_dir": str(out_dir), "checkpoint_dir": str(checkpoint_dir)}
-    flat.setdefault("checkpoint_every", from_flat(flat).eval_every)
-    return from_flat(flat)
+    cfg = from_flat(flat)
+    return cfg if "checkpoint_every" in flat else dataclasses.replace(cfg, checkpoint_every=cfg.eval_every)
+
+
+def final_result(result, cfg, gpus: float) -> dict:
+    """What a finished trial reports: its record's columns, its final step and its device costs."""
+    return {**result.row(), "step": cfg.steps, **costs(result, gpus)}
 
 
 def saved_final(path: Path, cfg) -> dict | None:
@@ -101,7 +88,7 @@ def saved_final(path: Path, cfg) -> dict | None:
     except (OSError, ValueError):  # none yet, or cut by a crash mid-write (written atomically: only foreign files)
         return None
     ok = isinstance(final, dict) and (final.get("config_hash"), final.get("seed")) == (cfg.config_hash(), cfg.seed)
-    return final if ok and "final_fid" in final else None
+    return {k: v for k, v in final.items() if k != "seed"} if ok and "final_fid" in final else None
 
 
 def trainable(config: dict, base: dict, finals: str | None = None) -> None:
@@ -149,13 +136,9 @@ def trainable(config: dict, base: dict, finals: str | None = None) -> None:
         return fail("oom", f"oom: {str(e).splitlines()[0][:200]}")
     except (DataError, FidCacheMissing, ValueError) as e:  # data or cache missing on this node, a bad value
         return fail("error", str(e))
-    final = {k: result[k] for k in FINAL_KEYS if k in result}
-    final.update({k: v for k, v in result.items() if k.startswith(NFE_PREFIXES)})
-    final.update(costs(result, gpus_held(ctx)))
-    final["versions"] = json.dumps(result["versions"], sort_keys=True)
-    final["step"] = cfg.steps
+    final = final_result(result, cfg, gpus_held(ctx))
     if final_path:
-        atomic_write_json(final_path, final)
+        atomic_write_json(final_path, {**final, "seed": cfg.seed})  # the seed: whose result it is
     tune.report(final)
     shutil.rmtree(scratch, ignore_errors=True)
     release_device_memory()

@@ -62,13 +62,14 @@ def run_config(folder: Path, name: str, callbacks: list, max_failures: int) -> t
     )
 
 
-def preflight(args, base: dict, results_dir: Path) -> dict:
-    """Inside Ray, before anything is written: a trial fits some node and, on a cluster, every node checks out."""
+def preflight(args, cfg, results_dir: Path) -> dict:
+    """Inside Ray, before anything is written: a trial fits some node and, on a cluster, every node checks out
+    (``cfg``: the sweep's base TrainConfig, whose data and FID cache every node needs)."""
     resources = trial_resources(args)
     check_fits(resources["cpu"], resources["gpu"])
     if args.address:
         with removed_if_left_empty(results_dir):
-            check_nodes(base, results_dir)
+            check_nodes(cfg, results_dir)
     return resources
 
 

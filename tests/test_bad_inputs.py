@@ -248,7 +248,7 @@ def test_one_broken_sweep_does_not_break_its_neighbours(tmp_path, capsys):
     broken.mkdir()
     (broken / "trials.csv").write_bytes(b"\x00\x01garbage,,\n\xff")
     table = SweepTable(tmp_path, "fine", "baselines")
-    row = {"status": "completed", "final_fid": 3.0, "fid_kind": "k", "config_hash": "h", "seed": 0}
+    row = {"status": "completed", "final_fid": 3.0, "fid_kind": "k", "config_hash": "h", "config.seed": 0}
     table.update("t1", **row, finished_at="2026-11-28T00:00:00+00:00")
     table.save()  # the merged board is rebuilt around the broken sweep
     board = merged_board(tmp_path)

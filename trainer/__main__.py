@@ -48,7 +48,7 @@ def describe() -> str:
             f"{n:,} parameters ({n / 1e6:.2f}M)"
         )
     from trainer.config import PROTOCOL_VERSION, TrainConfig
-    from trainer.provenance import field_rows, objective_rows, table
+    from trainer.provenance import field_rows, listing, objective_rows
 
     lines.append("\ntargets: name, uses alpha / EMA teacher / fp32 / clamps, what, [source]")
     for name, rec in TARGETS.items():
@@ -58,9 +58,9 @@ def describe() -> str:
     lines.append("objectives: " + ", ".join(f"{k} (FID {o.reference_fid})" for k, o in OBJECTIVES.items()))
     lines.append("presets:    " + ", ".join(PRESETS))
     lines.append(f"\nprotocol version {PROTOCOL_VERSION}; named objectives, the settings each sets and where from:\n")
-    lines.append(table(objective_rows(OBJECTIVES), ("objective", "key", "value", "source")))
+    lines.append(listing(objective_rows(OBJECTIVES)))
     lines.append("\nconfig defaults at the protocol (preset seed; what an objective leaves alone) and where from:\n")
-    lines.append(table(field_rows(TrainConfig(preset="seed")), ("key", "default", "source")))
+    lines.append(listing(field_rows(TrainConfig(preset="seed"))))
     return "\n".join(lines)
 
 
@@ -113,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg, report=lambda m: print(json.dumps(m), flush=True))
     except (DataError, FidCacheMissing, ValueError) as e:  # a missing dataset, a damaged checkpoint, ...
         return usage_error(str(e))
-    print(json.dumps({k: result[k] for k in ("final_fid", "fid_kind", "final_mse", "wall_seconds", "config_hash")}))
+    print(
+        json.dumps({k: result.row()[k] for k in ("final_fid", "fid_kind", "final_mse", "wall_seconds", "config_hash")})
+    )
     return 0
 
 

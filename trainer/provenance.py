@@ -91,8 +91,26 @@ def objective_rows(objectives) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def table(rows, header) -> str:
-    """A Markdown table."""
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+def listing(rows) -> str:
+    """A Markdown list of (key, value, source) rows, or of (group, key, value, source) rows under one item per
+    group; wrapped at 116 characters."""
+    import textwrap
+
+    out, group = [], None
+    for row in rows:
+        indent = ""
+        if len(row) == 4:
+            if row[0] != group:
+                group = row[0]
+                out.append(f"- **{group}**")
+            row, indent = row[1:], "  "
+        key, value, source = row
+        out += textwrap.wrap(
+            f"- `{key}` = `{value}`: {source}",
+            width=116,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
     return "\n".join(out)

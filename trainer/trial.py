@@ -1,6 +1,6 @@
 """One trial: train a SmallDiT with one objective, score it, write result.json.
 
-``train(config, report=None) -> dict`` is the shared trainer every sweep trial
+``train(config, report=None) -> TrialResult`` is the shared trainer every sweep trial
 runs; it imports nothing from ``sweep`` or Ray. ``report(metrics)`` is called
 every ``eval_every`` steps with the intermediate FID, so a scheduler can stop
 bad trials early.
@@ -30,6 +30,7 @@ from trainer.runtime import (
     resolve_device,
     versions,
 )
+from trainer.result import TrialResult, versions_json
 from trainer.sampler import sample_images
 from trainer.loss import make_loss_fn
 
@@ -132,7 +133,7 @@ class Trial:
         self.checked = upto
 
     # ------------------------------------------------------------------ loop
-    def run(self) -> dict:
+    def run(self) -> TrialResult:
         cfg = self.cfg
         start = t_last = time.perf_counter()
         k_last, train0, eval0 = self.step, self.spent["train"], self.spent["eval"]
@@ -188,7 +189,7 @@ class Trial:
         self.intermediate.append(metrics)
         return metrics
 
-    def finish(self, res, extra: dict, train_s: float, eval_s: float) -> dict:
+    def finish(self, res, extra: dict, train_s: float, eval_s: float) -> TrialResult:
         """The trial's result. Seconds add up over every attempt of a restored trial (each checkpoint carries the
         totals so far; the steps between the last checkpoint and a crash are counted once, when they are rerun):
         ``train_seconds`` training steps only, ``eval_seconds`` intermediate FIDs, ``fid_seconds`` every final FID."""
@@ -196,37 +197,36 @@ class Trial:
         track = self.track.cpu()
         every = max(1, cfg.steps // 100)
         fid_s = res.seconds + sum(r.seconds for k, r in extra.items() if k != cfg.sample_steps)
-        result = {
-            "status": "completed",
-            "config": cfg.to_flat(),
-            "config_hash": cfg.config_hash(),
-            "protocol_version": PROTOCOL_VERSION,
-            "seed": cfg.seed,
-            "versions": versions(),
-            "device": device_name(self.device),
-            "steps": cfg.steps,
-            "final_fid": res.fid,
-            "fid_kind": res.fid_kind,
-            "fid_samples": res.num_samples,
-            **{f"final_fid_nfe{k}": r.fid for k, r in extra.items()},
-            **{f"fid_kind_nfe{k}": r.fid_kind for k, r in extra.items()},
-            "fid_seconds": fid_s,
-            "train_seconds": train_s,
-            "eval_seconds": eval_s,
-            "step_ms": 1000.0 * train_s / cfg.steps,
-            "wall_seconds": train_s + eval_s + fid_s,
-            "best_intermediate_fid": min(
+        final_loss, final_mse, final_fm_mse = track[:, -every:].mean(dim=1).tolist()  # the rows of TRACKED
+        result = TrialResult(
+            final_fid=res.fid,
+            fid_kind=res.fid_kind,
+            fid_samples=res.num_samples,
+            best_intermediate_fid=min(
                 (m["intermediate_fid"] for m in self.intermediate if "intermediate_fid" in m), default=None
             ),
-            "intermediate": self.intermediate,
+            final_loss=final_loss,
+            final_mse=final_mse,
+            final_fm_mse=final_fm_mse,
+            train_seconds=train_s,
+            eval_seconds=eval_s,
+            fid_seconds=fid_s,
+            wall_seconds=train_s + eval_s + fid_s,
+            step_ms=1000.0 * train_s / cfg.steps,
+            gpu=device_name(self.device),
+            config_hash=cfg.config_hash(),
+            protocol_version=PROTOCOL_VERSION,
+            versions=versions_json(versions()),
+            final_fid_nfe={k: r.fid for k, r in extra.items()},
+            fid_kind_nfe={k: r.fid_kind for k, r in extra.items()},
+            intermediate=self.intermediate,
             # [step, loss, mse, fm_mse], each averaged over 1% of the run
-            "loss_curve": [[k] + track[:, k : k + every].mean(dim=1).tolist() for k in range(0, cfg.steps, every)],
-            **{f"final_{name}": value for name, value in zip(TRACKED, track[:, -every:].mean(dim=1).tolist())},
-        }
+            loss_curve=[[k] + track[:, k : k + every].mean(dim=1).tolist() for k in range(0, cfg.steps, every)],
+        )
         if cfg.out_dir:
             out = Path(cfg.out_dir)
             save_sample_grid(self.ema, out / "samples.png", seed=cfg.seed, steps=cfg.sample_steps)
-            atomic_write_json(out / "result.json", result)
+            atomic_write_json(out / "result.json", {"status": "completed", "config": cfg.to_flat(), **result.to_json()})
         return result
 
     # ------------------------------------------------------------ checkpoint
@@ -302,7 +302,7 @@ def save_sample_grid(net, path: Path, seed: int = 0, steps: int = 10, n: int = 6
     atomic_write_bytes(path, buf.getvalue())
 
 
-def train(config, report=None, images: torch.Tensor | None = None) -> dict:
+def train(config, report=None, images: torch.Tensor | None = None) -> TrialResult:
     """Runs one trial. ``config``: a TrainConfig or a flat dict (see ``trainer.config``)."""
     cfg = config if isinstance(config, TrainConfig) else from_flat(config)
     trial = Trial(cfg, report, images)

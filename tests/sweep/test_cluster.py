@@ -67,7 +67,7 @@ def test_a_trial_on_a_killed_node_restarts_from_its_checkpoint_and_matches_an_un
         again = train({**cfg, "checkpoint_every": 0})  # the same config and seed, never interrupted
     finally:
         torch.set_num_threads(threads)
-    assert again["final_fid"] == pytest.approx(row["final_fid"], rel=1e-9, abs=1e-12)
+    assert again.final_fid == pytest.approx(row["final_fid"], rel=1e-9, abs=1e-12)
 
 
 def test_every_node_is_checked_before_the_first_trial(cluster, tmp_path):

@@ -142,7 +142,9 @@ def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp
     assert list(interrupted["intermediate_fid_50"]) == list(before)  # its history before the stop is kept
     assert (interrupted["best_intermediate_fid"] <= before).all()
     trials = study_trials(tmp_path, "s")
-    assert sorted(t.params["objective"] for t in trials if t.state.name == "COMPLETE") == sorted(after["objective"])
+    assert sorted(t.params["objective"] for t in trials if t.state.name == "COMPLETE") == sorted(
+        after["config.objective"]
+    )
     assert all(t.state.name == "COMPLETE" for t in trials), [t.state.name for t in trials]
 
 

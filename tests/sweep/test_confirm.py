@@ -25,7 +25,7 @@ def planted_sweep(tmp_path):
     (folder / "sweep.json").write_text(json.dumps({"space": "alpha_schedules", "preset": "smoke", "base": BASE}))
     from trainer.config import from_flat
 
-    rows = [  # as the search wrote them: the fixed columns, then the config's keys
+    rows = [  # as versions before the config. prefix wrote them: bare config keys, read back renamed
         {
             "trial_id": name,
             "status": "completed",

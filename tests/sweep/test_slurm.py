@@ -84,11 +84,11 @@ def assert_every_config_once(folder: Path, name: str) -> None:
 
     trials = pd.read_csv(folder / "results" / name / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) == {"completed"}, trials[["trial_id", "status"]]
-    assert trials["objective"].is_unique
+    assert trials["config.objective"].is_unique
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'results' / name / 'optuna.db'}")
     told = [t for t in study.trials if t.state.name != "WAITING"]
     assert [t.state.name for t in told] == ["COMPLETE"] * 3
-    assert sorted(t.params["objective"] for t in told) == sorted(trials["objective"])
+    assert sorted(t.params["objective"] for t in told) == sorted(trials["config.objective"])
 
 
 def test_time_limit_scancel_and_requeue_lose_nothing_and_run_nothing_twice(slurm, tmp_path):

@@ -21,19 +21,19 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     trials = pd.read_csv(tmp_path / "b1" / "trials.csv")
     baselines = ["alphaflow", "meanflow", "meanflow_cifar", "pureflow"]
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
-    assert sorted(trials["objective"]) == baselines
+    assert sorted(trials["config.objective"]) == baselines
     assert sorted(trials["baseline"]) == baselines
     for col in (
         "trial_id",
         "space",
-        "objective",
+        "config.objective",
         "final_fid",
         "best_intermediate_fid",
         "fid_kind",
-        "steps",
+        "config.steps",
         "wall_seconds",
         "gpu",
-        "seed",
+        "config.seed",
         "config_hash",
         "protocol_version",
         "versions",
@@ -52,7 +52,7 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     # a second sweep into the same folder: the merged board holds both, each (config_hash, seed) once
     assert main(["--space", "baselines", "--results-dir", str(tmp_path), "--name", "b2", "--trials", "3", *QUICK]) == 0
     merged = pd.read_csv(tmp_path / "leaderboard.csv")
-    assert len(merged) == 4 and not merged.duplicated(["config_hash", "seed"]).any()
+    assert len(merged) == 4 and not merged.duplicated(["config_hash", "config.seed"]).any()
     assert (
         main(
             [
@@ -154,7 +154,7 @@ def test_a_killed_driver_resumes_without_losing_a_completed_trial(ray_session, t
     assert list(kept["final_fid"]) == list(done["final_fid"]) and set(kept["status"]) == {"completed"}
     # every baseline finished; a trial whose finish the killed driver never persisted may have run twice
     completed = after[after["status"] == "completed"]
-    assert set(completed["objective"]) == {"pureflow", "meanflow", "alphaflow", "meanflow_cifar"}
+    assert set(completed["config.objective"]) == {"pureflow", "meanflow", "alphaflow", "meanflow_cifar"}
     assert not after["status"].isin(["running", "pending"]).any()
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert len(board) == 4  # the same config hash and seed is ranked once
@@ -164,7 +164,7 @@ def test_a_killed_driver_resumes_without_losing_a_completed_trial(ray_session, t
     states = optuna.trial.TrialState
     assert not [t for t in study.trials if t.state == states.RUNNING]  # no stale row of the dead driver's trial
     complete = [t.params["objective"] for t in study.trials if t.state == states.COMPLETE]
-    assert sorted(complete) == sorted(set(completed["objective"]))  # every config told exactly once
+    assert sorted(complete) == sorted(set(completed["config.objective"]))  # every config told exactly once
 
 
 def test_a_diverging_trial_is_recorded_not_ranked_and_failed_in_optuna(ray_session, tmp_path, capsys):
@@ -193,7 +193,7 @@ def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_sess
     trials = pd.read_csv(tmp_path / "s" / "trials.csv")
     assert len(trials) == 4 and set(trials["status"]) == {"completed"}
     groups = trials.groupby("config_hash")
-    assert groups.ngroups == 2 and all(sorted(g["seed"]) == [0, 1] for _, g in groups)
+    assert groups.ngroups == 2 and all(sorted(g["config.seed"]) == [0, 1] for _, g in groups)
     assert all(g["final_fid"].nunique() == 2 for _, g in groups)  # the seed changes the FID, not the hash
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'optuna.db'}")
     told = sorted(t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)

@@ -25,8 +25,8 @@ def test_a_sweep_is_one_parent_run_and_every_trial_a_child_run(ray_session, tmp_
     for run in children:
         row = trials.loc[run.data.tags["meanflow.trial_id"]]
         assert run.info.status == "FINISHED" and run.data.tags["status"] == "completed"
-        assert run.data.params["objective"] == row["objective"]
-        assert run.data.tags["seed"] == str(row["seed"]) and run.data.tags["config_hash"] == row["config_hash"]
+        assert run.data.params["objective"] == row["config.objective"]
+        assert run.data.tags["seed"] == str(row["config.seed"]) and run.data.tags["config_hash"] == row["config_hash"]
         assert run.data.metrics["final_fid"] == pytest.approx(row["final_fid"])
         history = client.get_metric_history(run.info.run_id, "intermediate_fid")
         assert [m.step for m in history] == [10]

@@ -204,4 +204,4 @@ def test_results_carry_the_protocol_version():
     from trainer import train
 
     res = train({"preset": "smoke", "steps": 4, "eval_every": 0, "fid_samples": 16})
-    assert res["protocol_version"] == PROTOCOL_VERSION
+    assert res.protocol_version == PROTOCOL_VERSION

@@ -39,8 +39,8 @@ def test_a_restarted_trial_continues_from_its_checkpoint_to_the_same_result(tmp_
         train({**BASE, "out_dir": str(out)}, report=crash)
     assert torch.load(checkpoint_path(out), weights_only=False)["step"] == 20
     resumed = train({**BASE, "out_dir": str(out)})
-    assert resumed["loss_curve"] == whole["loss_curve"]  # bit for bit: weights, optimiser, EMA and RNG restored
-    assert resumed["final_fid"] == whole["final_fid"]
+    assert resumed.loss_curve == whole.loss_curve  # bit for bit: weights, optimiser, EMA and RNG restored
+    assert resumed.final_fid == whole.final_fid
 
 
 def test_a_checkpoint_of_another_config_is_refused(tmp_path):
@@ -75,8 +75,8 @@ def test_a_restarted_trial_keeps_its_intermediate_fids_and_adds_up_its_costs(tmp
     spent = torch.load(checkpoint_path(out), weights_only=False)["spent"]
     assert spent["train"] >= 100 and spent["eval"] >= 100
     resumed = train({**cfg, "out_dir": str(out)})
-    assert [m["step"] for m in resumed["intermediate"]] == [20]
-    assert resumed["best_intermediate_fid"] == whole["best_intermediate_fid"]
-    assert 0 < resumed["train_seconds"] - spent["train"] < 100  # the first attempt's total plus the second's
-    assert resumed["eval_seconds"] == spent["eval"]  # no evaluation after step 20
-    assert resumed["step_ms"] == pytest.approx(1000 * resumed["train_seconds"] / cfg["steps"])
+    assert [m["step"] for m in resumed.intermediate] == [20]
+    assert resumed.best_intermediate_fid == whole.best_intermediate_fid
+    assert 0 < resumed.train_seconds - spent["train"] < 100  # the first attempt's total plus the second's
+    assert resumed.eval_seconds == spent["eval"]  # no evaluation after step 20
+    assert resumed.step_ms == pytest.approx(1000 * resumed.train_seconds / cfg["steps"])

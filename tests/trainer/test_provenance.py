@@ -4,7 +4,7 @@ from pathlib import Path
 
 from trainer.config import TrainConfig
 from trainer.objectives import OBJECTIVES, TARGETS
-from trainer.provenance import field_rows, objective_rows, table
+from trainer.provenance import field_rows, listing, objective_rows
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "objectives.md").read_text()
 
@@ -16,6 +16,6 @@ def test_every_field_and_setting_has_a_source():
     assert all(rec.source for rec in TARGETS.values())
 
 
-def test_the_docs_hold_the_tables_describe_prints():
-    assert table(objective_rows(OBJECTIVES), ("objective", "key", "value", "source")) in DOC
-    assert table(field_rows(TrainConfig(preset="seed")), ("key", "default", "source")) in DOC
+def test_the_docs_hold_the_lists_describe_prints():
+    assert listing(objective_rows(OBJECTIVES)) in DOC
+    assert listing(field_rows(TrainConfig(preset="seed"))) in DOC

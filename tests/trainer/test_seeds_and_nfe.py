@@ -11,16 +11,16 @@ SMOKE = {"preset": "smoke", "steps": 12, "eval_every": 0, "fid_samples": 64}
 
 def test_seeds_change_a_trials_fid_but_not_its_config_hash():
     a, b = train({**SMOKE, "seed": 0}), train({**SMOKE, "seed": 1})
-    assert a["config_hash"] == b["config_hash"]
-    assert (a["seed"], b["seed"]) == (0, 1) and a["final_fid"] != b["final_fid"]
-    assert a["step_ms"] > 0 and a["train_seconds"] > 0 and a["fid_seconds"] > 0
+    assert a.config_hash == b.config_hash
+    assert a.final_fid != b.final_fid
+    assert a.step_ms > 0 and a.train_seconds > 0 and a.fid_seconds > 0
 
 
 def test_fid_nfe_scores_the_same_network_at_several_step_counts():
     res = train({**SMOKE, "fid_nfe": "1,10"})
-    assert res["final_fid_nfe10"] == res["final_fid"]  # the protocol's 10 steps: the main score itself
-    assert res["fid_kind_nfe1"].endswith("/euler1") and res["fid_kind_nfe10"] == res["fid_kind"]
-    assert res["final_fid_nfe1"] != res["final_fid"]
+    assert res.final_fid_nfe[10] == res.final_fid  # the protocol's 10 steps: the main score itself
+    assert res.fid_kind_nfe[1].endswith("/euler1") and res.fid_kind_nfe[10] == res.fid_kind
+    assert res.final_fid_nfe[1] != res.final_fid
     assert from_flat({"fid_nfe": [10, 1, 1]}).fid_nfe == (1, 10)
     assert from_flat({"fid_nfe": 2}).config_hash() == from_flat({}).config_hash()  # more scores, same network
 

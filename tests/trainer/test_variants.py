@@ -161,8 +161,8 @@ def test_time_sampler_shapes_t_and_t_next_separately_and_scales_intervals():
 )
 def test_variant_trains_in_a_200_step_smoke_trial(flat):
     res = train({"preset": "smoke", "steps": 200, "eval_every": 0, "fid_samples": 64, **flat})
-    curve = [fm for _, _, _, fm in res["loss_curve"]]
-    assert all(map(lambda x: x == x and abs(x) < 1e6, [row[1] for row in res["loss_curve"]]))  # finite loss
+    curve = [fm for _, _, _, fm in res.loss_curve]
+    assert all(map(lambda x: x == x and abs(x) < 1e6, [row[1] for row in res.loss_curve]))  # finite loss
     first, last = sum(curve[:10]) / 10, sum(curve[-10:]) / 10
     assert last < 0.7 * first, (first, last)
 
@@ -172,5 +172,5 @@ def test_ema_teacher_with_zero_decay_trains_exactly_like_alphaflow():
     a = train({**common, "objective": "ema_teacher", "teacher_decay": 0.0})
     b = train({**common, "objective": "alphaflow"})
     # the same math; u comes from a plain forward here and from the JVP's primal in alphaflow: fp32 rounding only
-    for row_a, row_b in zip(a["loss_curve"], b["loss_curve"]):
+    for row_a, row_b in zip(a.loss_curve, b.loss_curve):
         assert row_a == pytest.approx(row_b, rel=1e-4)
