@@ -28,7 +28,7 @@ from sweep import signals
 from sweep.flags import add_trial_flags, trial_flag_problem
 from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
-from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_csv, write_board, write_csv
+from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_table, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, interrupted, usage_error
 from trainer.runtime import atomic_write_json
@@ -44,7 +44,7 @@ def configs_to_confirm(folder: Path, space, configs: Configs, top: int) -> list[
     if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
         params = {"objective": REFERENCE}
         out.setdefault(configs.hash_of(params), {"label": REFERENCE, "baseline": REFERENCE, "params": params})
-    trials = read_csv(folder / "trials.csv")
+    trials = read_table(folder / "trials.csv")
     if not trials.empty and "final_fid" in trials:
         done = trials[trials["status"] == "completed"]
         params = [{k: v for k, v in row_params(r).items() if k != "seed"} for r in done.to_dict("records")]
@@ -118,7 +118,7 @@ def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> di
                 "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
             )
         return plan
-    used = read_csv(folder / "trials.csv").get(CONFIG + "seed", pd.Series(dtype=float))
+    used = read_table(folder / "trials.csv").get(CONFIG + "seed", pd.Series(dtype=float))
     used = pd.to_numeric(used, errors="coerce")
     first = int(used.max()) + 1 if used.notna().any() else configs.of({}).seed + 1
     plan = {

@@ -37,10 +37,10 @@ class DamagedTable(ValueError):
 
 
 def read_csv(path: Path) -> pd.DataFrame:
-    """A results CSV as written (unchecked: for files this project wrote whole, such as confirm.csv)."""
+    """A CSV this project wrote whole, such as confirm.csv, unchecked (a trials table: ``read_table``)."""
     if not path.is_file() or not path.stat().st_size:
         return pd.DataFrame()
-    return legacy_columns(pd.read_csv(path, dtype=text_columns()))
+    return pd.read_csv(path, dtype=text_columns())
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -147,7 +147,7 @@ class SweepTable:
 
 def write_board(folder: Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rewrites a sweep's leaderboard.csv from its trials (default: its trials.csv) and its confirm.csv."""
-    trials = read_csv(folder / "trials.csv") if trials is None else trials
+    trials = read_table(folder / "trials.csv") if trials is None else trials
     board = attach_confirmations(
         order_columns(rank(distinct_runs(trials))), read_confirmations([folder / "confirm.csv"])
     )
