@@ -34,12 +34,15 @@ from trainer.cli import Parser, interrupted, usage_error
 from trainer.runtime import atomic_write_json
 
 REFERENCE = "meanflow"
+NFE = "final_fid_nfe"  # a run's FID at k sampler steps: final_fid_nfe<k>
 
 
-def configs_to_confirm(folder: Path, space, configs: Configs, top: int) -> list[dict]:
-    """Every baseline of a sweep's space and its K best other configs (by mean final FID over their seeds)."""
+def configs_to_confirm(folder: Path, space, configs: Configs, top: int, objectives=()) -> list[dict]:
+    """Every baseline of a sweep's space, the named ``objectives`` and the sweep's K best other configs (by mean
+    final FID over their seeds)."""
     out: dict[str, dict] = {}
-    for name, params in baseline_params(space).items():
+    named = {name: {"objective": name} for name in objectives}
+    for name, params in {**baseline_params(space), **named}.items():
         out.setdefault(configs.hash_of(params), {"label": name, "baseline": name, "params": params})
     if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
         params = {"objective": REFERENCE}
@@ -81,7 +84,7 @@ def check_plan(plan) -> None:
 
     configs = plan["configs"]
     good = (
-        count(plan["top"], 1, 10**6)
+        count(plan["top"], 0, 10**6)
         and isinstance(plan["seeds"], list)
         and len(plan["seeds"]) >= 2
         and all(count(seed, 0, SEED_MAX) for seed in plan["seeds"])
@@ -101,7 +104,7 @@ def check_plan(plan) -> None:
         raise ValueError("confirm.json holds a value of the wrong type or range")
 
 
-def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> dict:
+def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int, objectives=()) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
     path = folder / "confirm.json"
     if path.is_file():
@@ -112,9 +115,12 @@ def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> di
             raise ValueError(
                 f"{path} is damaged: remove it, confirm_trials.csv and confirm.csv to start the confirmation anew"
             ) from None
-        if (plan["top"], len(plan["seeds"])) != (top, seeds):
+        asked = sorted(objectives)
+        if (plan["top"], len(plan["seeds"]), plan.get("objectives", [])) != (top, seeds, asked):
+            held = ",".join(plan.get("objectives", [])) or "none"
             raise ValueError(
-                f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])}; "
+                f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])} "
+                f"--objectives {held}; "
                 "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
             )
         return plan
@@ -123,8 +129,9 @@ def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> di
     first = int(used.max()) + 1 if used.notna().any() else configs.of({}).seed + 1
     plan = {
         "top": top,
+        "objectives": sorted(objectives),
         "seeds": list(range(first, first + seeds)),  # fresh: none of them ran in the search
-        "configs": configs_to_confirm(folder, space, configs, top),
+        "configs": configs_to_confirm(folder, space, configs, top, objectives),
         "level": LEVEL,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -133,53 +140,69 @@ def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int) -> di
 
 
 def summarize_confirmation(rows: list[dict], plan: dict) -> pd.DataFrame:
-    """One row per config: its interval over seeds and its paired comparison with MeanFlow."""
+    """One row per config: its interval over seeds and its paired comparison with MeanFlow, for the final FID and,
+    with the suffix ``_nfe<k>``, for every extra step count the runs scored (``final_fid_nfe<k>``)."""
     seeds, level = plan["seeds"], plan["level"]
     by_hash: dict[str, dict[int, dict]] = {}
     for row in rows:
         by_hash.setdefault(row.get("config_hash"), {})[int(row[CONFIG + "seed"])] = row
-
-    def fids(h):
-        runs = by_hash.get(h, {})
-        return [runs[s]["final_fid"] if s in runs and runs[s]["status"] == "completed" else None for s in seeds]
-
     ref = next(c for c in plan["configs"] if c["baseline"] == REFERENCE)
-    ref_fids = fids(ref["config_hash"])
     out = []
     for c in plan["configs"]:
-        runs, values = by_hash.get(c["config_hash"], {}), fids(c["config_hash"])
+        runs = by_hash.get(c["config_hash"], {})
         failed = [s for s in seeds if s in runs and runs[s]["status"] in FAILED]
         kinds = {r.get("fid_kind") for r in runs.values() if r.get("fid_kind")}
-        interval, paired = t_interval(values, level), paired_test(values, ref_fids, level)
         out.append(
             {
                 "label": c["label"],
                 "baseline": c["baseline"],
                 "config_hash": c["config_hash"],
                 "fid_kind": ";".join(sorted(kinds)),
-                "n": interval.n,
                 "n_failed": len(failed),
                 "failed_seeds": ";".join(map(str, failed)),
-                "mean_fid": interval.mean,
-                "std_fid": interval.std,
-                "ci_low": interval.low,
-                "ci_high": interval.high,
-                "delta_mean": paired.diff.mean,
-                "delta_ci_low": paired.diff.low,
-                "delta_ci_high": paired.diff.high,
-                "p_value": math.nan if c is ref else paired.p_value,
                 "seeds": ";".join(map(str, seeds)),
             }
         )
-    adjusted = holm([r["p_value"] for r in out])
-    compared = sum(not math.isnan(p) for p in adjusted)
-    for r, p in zip(out, adjusted):
-        is_ref = r["config_hash"] == ref["config_hash"]
-        r["p_holm"] = p
-        r["verdict"] = "reference" if is_ref else verdict(r["delta_mean"], p, level)
+    nfe = sorted({int(k[len(NFE) :]) for r in rows for k in r if k.startswith(NFE) and k[len(NFE) :].isdigit()})
+    compared = 0
+    for metric, suffix in [("final_fid", ""), *((f"{NFE}{k}", f"_nfe{k}") for k in nfe)]:
+
+        def fids(h):
+            runs = by_hash.get(h, {})
+            done = [runs.get(s) if s in runs and runs[s]["status"] == "completed" else None for s in seeds]
+            return [None if r is None or _missing(r.get(metric)) else float(r[metric]) for r in done]
+
+        ref_fids = fids(ref["config_hash"])
+        per_config = []
+        for c, r in zip(plan["configs"], out):
+            values = fids(c["config_hash"])
+            interval, paired = t_interval(values, level), paired_test(values, ref_fids, level)
+            per_config.append((interval, paired, math.nan if c is ref else paired.p_value))
+        adjusted = holm([p for _, _, p in per_config])
+        compared = max(compared, sum(not math.isnan(p) for p in adjusted))
+        for c, r, (interval, paired, _), p in zip(plan["configs"], out, per_config, adjusted):
+            r.update(
+                {
+                    f"n{suffix}": interval.n,
+                    f"mean_fid{suffix}": interval.mean,
+                    f"std_fid{suffix}": interval.std,
+                    f"ci_low{suffix}": interval.low,
+                    f"ci_high{suffix}": interval.high,
+                    f"delta_mean{suffix}": paired.diff.mean,
+                    f"delta_ci_low{suffix}": paired.diff.low,
+                    f"delta_ci_high{suffix}": paired.diff.high,
+                    f"p_holm{suffix}": p,
+                    f"verdict{suffix}": "reference" if c is ref else verdict(paired.diff.mean, p, level),
+                }
+            )
+    for r in out:
         r["level"] = level
-        r["test"] = f"paired t-test vs {REFERENCE} over shared seeds, Holm over {compared}"
+        r["test"] = f"paired t-test vs {REFERENCE} over shared seeds, Holm over {compared} per step count"
     return pd.DataFrame(out).sort_values("mean_fid", kind="stable").reset_index(drop=True)
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def rerun_line(folder: Path) -> str:
@@ -196,7 +219,7 @@ def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     }
 
 
-def confirm(args, folder: Path, top: int, seeds: int) -> int:
+def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
     """Runs (or resumes) a confirmation; 0 when every seed ended, 128 + signal when stopped (130 Ctrl-C, 143
     SIGTERM): interrupted runs run again when the same command is rerun."""
     from ray import tune
@@ -209,7 +232,7 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
     saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
     configs = Configs(base)
-    plan = load_plan(folder, space, configs, top, seeds)
+    plan = load_plan(folder, space, configs, top, seeds, objectives)
     table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
     table.load()
     ended = ended_runs(table)
@@ -261,7 +284,12 @@ def confirm(args, folder: Path, top: int, seeds: int) -> int:
 def parse(argv=None):
     p = Parser(prog="python -m sweep.confirm", description=__doc__.split("\n\n")[0])
     p.add_argument("--name", required=True, help="the sweep to confirm")
-    p.add_argument("--top", type=int, default=3, help="configs to confirm besides the space's baselines")
+    p.add_argument("--top", type=int, default=3, help="configs to confirm besides the space's baselines (0: none)")
+    p.add_argument(
+        "--objectives",
+        default="",
+        help="named objectives to confirm too, comma-separated, or all (e.g. for a reference table)",
+    )
     p.add_argument("--seeds", type=int, default=5, help="fresh seeds per config (the same for every config)")
     add_trial_flags(p)
     return p.parse_args(argv)
@@ -274,8 +302,14 @@ def main(argv=None) -> int:
     folder = Path(args.results_dir).absolute() / args.name
     if not (folder / "sweep.json").is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
-    if args.top < 1:
-        return usage_error(f"--top {args.top} must be at least 1")
+    if args.top < 0:
+        return usage_error(f"--top {args.top} must be 0 or more")
+    from trainer.objectives import OBJECTIVES
+
+    objectives = list(OBJECTIVES) if args.objectives == "all" else [o for o in args.objectives.split(",") if o]
+    unknown = [o for o in objectives if o not in OBJECTIVES]
+    if unknown:
+        return usage_error(f"--objectives {unknown[0]!r} is not a named objective; known: all, {', '.join(OBJECTIVES)}")
     if args.seeds < 2:
         return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
     if trial_flag_problem(args):
@@ -287,7 +321,7 @@ def main(argv=None) -> int:
     from sweep.cluster import ClusterError
 
     try:
-        return confirm(args, folder, args.top, args.seeds)
+        return confirm(args, folder, args.top, args.seeds, objectives)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
     except KeyboardInterrupt as e:

@@ -53,7 +53,7 @@ def parse(argv=None) -> argparse.Namespace:
         "--preset",
         choices=["auto", *PRESETS],
         default="auto",
-        help="auto: seed when a GPU is visible, else the CPU smoke preset",
+        help="auto: seed when a GPU is visible, else the cpu preset",
     )
     p.add_argument("--steps", type=int, help="override the preset's training steps")
     p.add_argument("--name", help="sweep name (default: <space>-<time>); with --resume, the sweep to continue")
@@ -130,7 +130,7 @@ def pick_preset(preset: str) -> str:
         return preset
     import torch
 
-    picked = "seed" if torch.cuda.is_available() else "smoke"
+    picked = "seed" if torch.cuda.is_available() else "cpu"
     print(
         f"--preset auto: {'a GPU is visible' if picked == 'seed' else 'no GPU visible'}, using '{picked}'", flush=True
     )

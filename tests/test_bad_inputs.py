@@ -169,7 +169,12 @@ CASES = [
     ("sweep.leaderboard", ["--results-dir", R, "--space", "nope"], "no completed trials of space 'nope'"),
     ("sweep.report", ["--results-dir", R, "--name", "nope"], "no sweep nope with results in"),
     ("sweep.confirm", ["--results-dir", R, "--name", "ghost"], "there is no sweep"),
-    ("sweep.confirm", ["--results-dir", R, "--name", "good", "--top", "0"], "--top 0 must be at least 1"),
+    ("sweep.confirm", ["--results-dir", R, "--name", "good", "--top", "-1"], "--top -1 must be 0 or more"),
+    (
+        "sweep.confirm",
+        ["--results-dir", R, "--name", "good", "--objectives", "meanflow,nope"],
+        "--objectives 'nope' is not a named objective; known: all, pureflow",
+    ),
     ("sweep.confirm", ["--results-dir", R, "--name", "good", "--seeds", "1"], "--seeds 1 must be at least 2"),
     ("sweep.confirm", ["--results-dir", R, "--name", "bad-json"], "bad-json/sweep.json is empty or not"),
 ]

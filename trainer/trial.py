@@ -134,6 +134,16 @@ class Trial:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> TrialResult:
+        """Trains, then scores: the final FID at ``sample_steps`` and at each of ``fid_nfe``."""
+        cfg = self.cfg
+        self.run_training()
+        main = self.score(cfg.fid_samples)
+        extra = {k: main if k == cfg.sample_steps else self.score(cfg.fid_samples, k) for k in cfg.fid_nfe}
+        return self.finish(main, extra, train_s=self.spent["train"], eval_s=self.spent["eval"])
+
+    def run_training(self) -> None:
+        """The training steps from the current one (0, or a checkpoint's) to the last, with the evaluations and
+        checkpoints on the way."""
         cfg = self.cfg
         start = t_last = time.perf_counter()
         k_last, train0, eval0 = self.step, self.spent["train"], self.spent["eval"]
@@ -156,9 +166,6 @@ class Trial:
             if metrics and self.report:
                 self.report(dict(metrics))
         self.spent["train"] = train0 + (time.perf_counter() - start) - (self.spent["eval"] - eval0)
-        main = self.score(cfg.fid_samples)
-        extra = {k: main if k == cfg.sample_steps else self.score(cfg.fid_samples, k) for k in cfg.fid_nfe}
-        return self.finish(main, extra, train_s=self.spent["train"], eval_s=self.spent["eval"])
 
     def score(self, n: int, sample_steps: int | None = None):
         """FID of ``n`` samples of the EMA network (the sampler's seeded noise: the same for every call)."""

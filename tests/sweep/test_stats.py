@@ -95,3 +95,29 @@ def test_asha_sweeps_warn_when_the_early_signal_ranks_unlike_the_final_fid(capsy
     assert "step 100" not in out
     warn_early_signal(frame.iloc[:2])
     assert "too few to check" in capsys.readouterr().out
+
+
+def test_a_confirmation_summarizes_every_step_count_the_runs_scored():
+    """final_fid and final_fid_nfe<k> each get their interval and paired test (Holm within each step count)."""
+    import numpy as np
+
+    from sweep.confirm import summarize_confirmation
+
+    seeds = [1, 2, 3]
+    plan = {"seeds": seeds, "level": 0.05, "configs": [
+        {"label": "meanflow", "baseline": "meanflow", "config_hash": "m"},
+        {"label": "pureflow", "baseline": "pureflow", "config_hash": "p"},
+    ]}  # fmt: skip
+    fids = {"m": ([0.2, 0.25, 0.22], [0.6, 0.5, 0.55]), "p": ([0.4, 0.42, 0.5], [1.3, 1.4, 1.33])}
+    rows = [
+        {"config_hash": h, "config.seed": s, "status": "completed", "final_fid": ten[i], "final_fid_nfe1": one[i]}
+        for h, (ten, one) in fids.items()
+        for i, s in enumerate(seeds)
+    ]
+    out = summarize_confirmation(rows, plan).set_index("label")
+    pure, mean = fids["p"][1], fids["m"][1]
+    assert out.loc["pureflow", "delta_mean_nfe1"] == pytest.approx(np.mean(np.subtract(pure, mean)))
+    assert out.loc["pureflow", "p_holm_nfe1"] == pytest.approx(stats.ttest_rel(pure, mean).pvalue)
+    assert out.loc["pureflow", "mean_fid"] == pytest.approx(np.mean(fids["p"][0]))
+    assert out.loc["pureflow", "verdict_nfe1"] == "worse" and out.loc["meanflow", "verdict_nfe1"] == "reference"
+    assert out.loc["pureflow", "n_nfe1"] == 3 and "mean_fid_nfe2" not in out

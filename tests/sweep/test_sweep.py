@@ -79,7 +79,7 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
     "args, message",
     [
         (["--space", "nope"], "invalid choice: 'nope' (choose from 'baselines', 'alpha_schedules'"),
-        (["--preset", "huge"], "invalid choice: 'huge' (choose from 'auto', 'seed', 'smoke')"),
+        (["--preset", "huge"], "invalid choice: 'huge' (choose from 'auto', 'seed', 'smoke', 'cpu')"),
         (["--trials", "0"], "--trials 0 must be at least 1"),
         (["--resume", "--name", "ghost"], "there is no sweep 'ghost'"),
         (["--set", "ratio_fm.value=2"], "reaches 2"),
