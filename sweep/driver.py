@@ -54,7 +54,7 @@ def search(args, folder: Path, space, preset: str, configs: Configs, settings: d
         from sweep.tracking import MlflowTracking, default_uri
 
         uri = settings["mlflow"] or default_uri(folder)
-        callbacks.append(MlflowTracking(uri, name, folder, settings, base))
+        callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
     fn = trial_fn(base, folder, resources)
     path = str(folder / "ray" / "tune")
     if args.resume and tune.Tuner.can_restore(path):

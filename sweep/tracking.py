@@ -42,8 +42,9 @@ def check_available() -> str | None:
 class MlflowTracking(Callback):
     """Logs the sweep and its trials to MLflow (see the module docstring)."""
 
-    def __init__(self, uri: str, sweep: str, folder: Path, settings: dict, base: dict):
-        self.uri, self.sweep, self.folder, self.settings, self.base = uri, sweep, Path(folder), settings, base
+    def __init__(self, uri: str, sweep: str, folder: Path, settings: dict, configs):
+        self.uri, self.sweep, self.folder, self.settings = uri, sweep, Path(folder), settings
+        self.configs, self.base = configs, configs.base  # sweep.configs.Configs: each trial's config, built once
         self.client = None
         self.parent: str | None = None
         self.children: dict[str, str] = {}
@@ -99,8 +100,10 @@ class MlflowTracking(Callback):
 
         params = flat_params(trial.config)
         tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": trial.trial_id, "meanflow.sweep": self.sweep}
-        if "seed" in params:
-            tags["seed"] = str(params["seed"])
+        try:
+            tags["seed"] = str(self.configs.of(params).seed)
+        except ValueError:  # a bad config: the trial fails with this message itself
+            pass
         run = self.client.create_run(self.experiment, run_name=trial.trial_id, tags=tags)
         self.children[trial.trial_id] = run.info.run_id
         for key, value in params.items():
