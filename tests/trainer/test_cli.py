@@ -32,7 +32,7 @@ def test_smoke_trial_writes_result_json(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1])["fid_kind"] == "standin/synthetic/64/euler10"
-    assert json.loads((tmp_path / "result.json").read_text())["steps"] == 20
+    assert json.loads((tmp_path / "result.json").read_text())["config"]["steps"] == 20
 
 
 def test_usage_errors_are_one_line_with_exit_2(tmp_path):
