@@ -115,6 +115,17 @@ def test_list_spaces(capsys):
         assert name in out
 
 
+@pytest.mark.parametrize("gpu, preset", [(True, "seed"), (False, "cpu")])
+def test_preset_auto_is_the_protocol_on_a_gpu_and_the_cpu_preset_without_one(monkeypatch, capsys, gpu, preset):
+    import torch
+
+    from sweep.run import pick_preset
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert pick_preset("auto") == preset and f"using '{preset}'" in capsys.readouterr().out
+    assert pick_preset("smoke") == "smoke"
+
+
 def _wait_for_completed(csv, timeout=240):
     end = time.time() + timeout
     while time.time() < end:
