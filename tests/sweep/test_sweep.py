@@ -86,7 +86,10 @@ def test_baselines_sweep_writes_ranked_tables_and_merges(ray_session, tmp_path):
         (["--set", "bogus_key=1"], "unknown config key 'bogus_key'"),
         (["--seeds", "0"], "--seeds 0 must be at least 1"),
         (["--seeds", "2", "--scheduler", "asha"], "--seeds > 1 cannot go with --scheduler asha"),
-        (["--metric", "final_fid_nfe1"], "--metric 'final_fid_nfe1' is not measured; choose one of: final_fid"),
+        (
+            ["--preset", "smoke", "--metric", "final_fid_nfe1"],
+            "--metric 'final_fid_nfe1' is not measured; choose one of: final_fid",
+        ),
         (["--confirm-top", "2", "--confirm-seeds", "1"], "--confirm-seeds 1 must be at least 2"),
         (["--objectives", "cost"], "invalid choice: 'cost'"),
     ],
