@@ -95,8 +95,8 @@ _register(
         sources={
             "ratio_fm": f"{AF_YAML} alphaflow-sigmoid-latentspace-B-2: ratio_fm 0.5",
             "alpha": SIGMOID_SOURCE,
-            "target_clamp": "AlphaFlow loss.py clips discrete targets to clamp_utgt; 4.0 in its cfg-training "
-            "experiment configs (the base loss config is not in the snapshot read)",
+            "target_clamp": "AlphaFlow loss.py clips discrete targets (only) to clamp_utgt: 4.0 in its base loss "
+            "config configs/loss/alphaflow.yaml (read in derived copies) and in 3 of its experiment configs",
         },
         baseline=True,
     ),
@@ -174,6 +174,8 @@ _register(
             "target_clamp": 4.0,
             "teacher_decay": 0.999,
             "adaptive_p": 0.0,
+            "adam_b2": 0.999,
+            "weight_decay": 0.1,
         },
         sources={
             "ratio_fm": "shortcut-models train.py bootstrap_every 8: 1/8 of the batch gets self-consistency targets",
@@ -183,6 +185,8 @@ _register(
             "target_clamp": "shortcut-models targets_shortcut.py: jnp.clip(x_t2, -4, 4), jnp.clip(v_target, -4, 4)",
             "teacher_decay": "shortcut-models train.py bootstrap_ema 1, target_update_rate 0.999",
             "adaptive_p": "shortcut-models train.py: mse_v, a plain mean",
+            "adam_b2": "shortcut-models train.py lines 41-43 and 152: optax.adamw, beta1 0.9, beta2 0.999",
+            "weight_decay": "shortcut-models train.py line 43: weight_decay 0.1, no mask (biases and norms decay too)",
         },
     ),
 )
