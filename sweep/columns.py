@@ -99,12 +99,12 @@ def text_columns() -> dict[str, type]:
     return {c: str for c, t in column_types().items() if t is str}
 
 
-def is_numeric(column: str) -> bool:
-    """Whether a column holds numbers (read back from a CSV, it is checked as strictly as a flag's value)."""
-    kind = column_types().get(column)
-    if kind is None:
-        kind = next((t for p, t in measured_prefixes().items() if _in_family(column, [p])), None)
-    return kind in (int, float)
+def numeric_columns(columns) -> list[str]:
+    """The ones of ``columns`` that hold numbers (read back from a CSV, each is checked as strictly as a flag's
+    value); the types are derived once per call."""
+    types, families = column_types(), measured_prefixes()
+    kinds = {c: types.get(c) or next((t for p, t in families.items() if _in_family(c, [p])), None) for c in columns}
+    return [c for c, kind in kinds.items() if kind in (int, float)]
 
 
 def param_columns(frame: pd.DataFrame) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from sweep.columns import STATUSES, is_numeric, legacy_columns, order_columns, text_columns
+from sweep.columns import STATUSES, legacy_columns, numeric_columns, order_columns, text_columns
 from sweep.ranking import attach_confirmations, distinct_runs, rank
 from trainer.config import PRESETS, SEED_MAX, from_flat
 from trainer.runtime import atomic_write_bytes
@@ -72,17 +72,16 @@ def read_table(path: Path) -> pd.DataFrame:
             f"{path} is damaged (a row is cut short or a trial id or status is missing); "
             "it will not be rewritten: move it away or repair it"
         )
-    for column in frame.columns:
-        if is_numeric(column):
-            given = frame[column].notna()
-            numbers = pd.to_numeric(frame[column], errors="coerce")
-            if (given & numbers.isna()).any():
-                value = frame.loc[given & numbers.isna(), column].iloc[0]
-                raise DamagedTable(
-                    f"{path} is damaged (column {column} holds {value!r}, not a number); "
-                    "it will not be rewritten: move it away or repair it"
-                )
-            frame[column] = numbers
+    for column in numeric_columns(frame.columns):
+        given = frame[column].notna()
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if (given & numbers.isna()).any():
+            value = frame.loc[given & numbers.isna(), column].iloc[0]
+            raise DamagedTable(
+                f"{path} is damaged (column {column} holds {value!r}, not a number); "
+                "it will not be rewritten: move it away or repair it"
+            )
+        frame[column] = numbers
     return frame
 
 
