@@ -85,6 +85,8 @@ def check_plan(plan) -> None:
     configs = plan["configs"]
     good = (
         count(plan["top"], 0, 10**6)
+        and isinstance(plan.get("objectives", []), list)
+        and all(isinstance(o, str) for o in plan.get("objectives", []))
         and isinstance(plan["seeds"], list)
         and len(plan["seeds"]) >= 2
         and all(count(seed, 0, SEED_MAX) for seed in plan["seeds"])

@@ -51,6 +51,11 @@ def make_scratch(root: Path) -> Path:
     (results / "bad-plan-type" / "sweep.json").write_text((good / "sweep.json").read_text())
     plan = {"top": 1, "seeds": ["1", "2"], "configs": [], "level": 0.05}
     (results / "bad-plan-type" / "confirm.json").write_text(json.dumps(plan))
+    (results / "bad-plan-objectives").mkdir()  # plans record their named objectives: a list of names
+    (results / "bad-plan-objectives" / "sweep.json").write_text((good / "sweep.json").read_text())
+    config = {"config_hash": "h", "label": "meanflow", "baseline": "meanflow", "params": {"objective": "meanflow"}}
+    plan = {"top": 1, "objectives": 7, "seeds": [1, 2], "configs": [config], "level": 0.05}
+    (results / "bad-plan-objectives" / "confirm.json").write_text(json.dumps(plan))
     (root / "all-damaged" / "x").mkdir(parents=True)  # every sweep of this results folder is damaged
     (root / "all-damaged" / "x" / "trials.csv").write_bytes(b"trial_id,status\nabc,compl")
     (root / "a-file").write_text("not a folder")
@@ -157,6 +162,11 @@ CASES = [
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-type"], "holds trials='3', which is not an integer"),
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-number"], "column final_fid holds 'lots', not a"),
     ("sweep.confirm", ["--results-dir", R, "--name", "bad-plan-type"], "bad-plan-type/confirm.json is damaged"),
+    (
+        "sweep.confirm",
+        ["--results-dir", R, "--name", "bad-plan-objectives"],
+        "bad-plan-objectives/confirm.json is damaged",
+    ),
     ("sweep.leaderboard", ["--results-dir", "{root}/all-damaged"], "every sweep's trials.csv in {root}/all-damaged"),
     ("sweep.run", ["--results-dir", R, "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray head answers there"),
     ("sweep.run", ["--results-dir", R, "--address", "nohost"], "--address 'nohost' is not HOST:PORT or auto"),
