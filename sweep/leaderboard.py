@@ -16,7 +16,7 @@ import pandas as pd
 
 from sweep.ranking import rank
 from sweep.tables import merged_board, write_csv
-from trainer.cli import Parser, interrupted, usage_error, writable_dir
+from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error, writable_dir
 
 SHOW = [
     "rank",
@@ -35,7 +35,8 @@ SHOW = [
 
 def main(argv=None) -> int:
     try:
-        return run(argv)
+        with ctrl_c_handled():
+            return run(argv)
     except KeyboardInterrupt:
         return interrupted()
 

@@ -29,7 +29,7 @@ from sweep.ranking import attach_confirmations, pareto_front, rank  # noqa: E402
 from sweep.tables import DamagedTable, read_confirmations, read_csv, read_table  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
-from trainer.cli import Parser, interrupted, usage_error  # noqa: E402
+from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error  # noqa: E402
 from trainer.objectives.named import KNOWN  # noqa: E402
 from trainer.runtime import atomic_write_bytes  # noqa: E402
 
@@ -282,7 +282,8 @@ def main(argv=None) -> int:
             f"no sweep {args.name or ''} with results in {results}; sweeps there: {', '.join(names) or 'none'}"
         )
     try:
-        print(f"wrote {build(folder)}")
+        with ctrl_c_handled():
+            print(f"wrote {build(folder)}")
     except (DamagedTable, FileNotFoundError) as e:
         return usage_error(str(e))
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ import argparse
 import json
 import sys
 
-from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_dir
+from trainer.cli import Parser, ctrl_c_handled, interrupted, parse_sets, usage_error, writable_dir
 
 from trainer.config import PRESETS
 from trainer.model import MODEL_SIZES
@@ -81,7 +81,8 @@ def main(argv=None) -> int:
         print(describe())
         return 0
     try:
-        return run(args)
+        with ctrl_c_handled():
+            return run(args)
     except KeyboardInterrupt:
         return interrupted()
 

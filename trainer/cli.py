@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import sys
 
 
@@ -31,6 +32,38 @@ def literal(text: str):
         return float(text)  # nan, inf, -inf: numbers, which the config then refuses by name
     except ValueError:
         return text
+
+
+class CtrlC(KeyboardInterrupt):
+    """Ctrl-C under ``ctrl_c_handled``. A subclass on purpose: CPython (3.11) marks a plain KeyboardInterrupt
+    that unwinds through an exec() or eval() of a string (dataclasses, namedtuple, scipy's and numpy's lazy
+    imports) as unhandled even once it is caught, and at exit kills itself by SIGINT (-2) instead of exiting
+    130. The mark is set for KeyboardInterrupt exactly, never for a subclass."""
+
+
+@contextlib.contextmanager
+def ctrl_c_handled():
+    """Within the block SIGINT raises :class:`CtrlC`; another handler already in place (or a thread that is not
+    the main one) is left alone."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:
+        yield
+        return
+
+    def raise_ctrl_c(signum, frame):
+        raise CtrlC
+
+    signal.signal(signal.SIGINT, raise_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def interrupted(what: str = "interrupted", code: int = 130) -> int:

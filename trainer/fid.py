@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainer.cli import Parser, interrupted, usage_error
+from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error
 from trainer.fid_cache import INCEPTION_FILE, STATS_FILE, FidCacheMissing, cache_dir, check_files, prepare
 from trainer.fid_features import ResizePool, StandinFeatures, extract_features
 from trainer.sampler import sample_images
@@ -126,9 +126,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     folder = cache_dir(args.fid_cache)
     try:
-        if args.command == "prepare":
-            prepare(folder)
-        check_files(folder)  # opens both files: a damaged one is not "complete"
+        with ctrl_c_handled():
+            if args.command == "prepare":
+                prepare(folder)
+            check_files(folder)  # opens both files: a damaged one is not "complete"
     except KeyboardInterrupt:
         return interrupted()
     except FidCacheMissing as e:
