@@ -14,7 +14,7 @@ from typing import Callable, NamedTuple
 
 from trainer.objectives import OBJECTIVES
 from trainer.objectives.named import BASELINES
-from trainer.objectives.schedules import SCHEDULES, VALUE, schedule_defaults
+from trainer.objectives.schedules import POSITIVE_FLOOR, SCHEDULES, VALUE, schedule_defaults
 from trainer.registry import Registry
 
 SPACES = Registry("search space")
@@ -115,9 +115,12 @@ class Param:
 # best; below 25% training degrades). Every other parameter's range lives with its schedule (schedules.py).
 def schedule_ranges(kind: str, lo: float, hi: float) -> dict:
     """The searched parameters of schedule family ``kind``, values in [lo, hi], from the schedule's record."""
-    out = {}
-    for param, rng in SCHEDULES[kind].ranges.items():
-        out[param] = Float(lo, hi) if rng == VALUE else Float(rng[0], rng[1], log=len(rng) > 2 and rng[2] == "log")
+    out, rec = {}, SCHEDULES[kind]
+    for param, rng in rec.ranges.items():
+        if rng == VALUE:  # a positive family's values start above 0
+            out[param] = Float(max(lo, POSITIVE_FLOOR) if rec.positive else lo, hi)
+        else:
+            out[param] = Float(rng[0], rng[1], log=len(rng) > 2 and rng[2] == "log")
     return out
 
 

@@ -9,7 +9,7 @@ off); bf16 autocast on or off.
 """
 
 from search_spaces.base import Choice, Float, Param, Sched, register_by_target
-from search_spaces.target_variants import LOSS, NO_ALPHA
+from search_spaces.target_variants import LOSS, NO_ALPHA, knob_parts
 from trainer.config import ALPHA_ROWS
 from trainer.objectives import DISCRETE_WEIGHTS, FM_TIMES, TARGETS
 
@@ -29,16 +29,14 @@ def plan(target: str) -> list:
     rec = TARGETS[target]
     parts = [Sched("ratio_fm", 0.25, 1.0)]
     if rec.uses_alpha:
-        parts += [
-            Sched("alpha", 0.0, 1.0),
-            Param("discrete_weight", Choice(DISCRETE_WEIGHTS)),
-            Param("alpha_rows", Choice(ALPHA_ROWS)),
-        ]
+        parts.append(Sched("alpha", 0.0, 1.0))
+    if rec.discrete:
+        parts += [Param("discrete_weight", Choice(DISCRETE_WEIGHTS)), Param("alpha_rows", Choice(ALPHA_ROWS))]
     if rec.teacher:
         parts.append(Param("teacher_decay", Float(0.9, 0.9999)))
     if rec.clamps:
         parts.append(Param("target_clamp", Choice((0.0, 2.0, 4.0, 8.0))))
-    return parts + LOSS + TIME
+    return parts + knob_parts(target) + LOSS + TIME
 
 
 def fixed_of(target: str) -> dict:

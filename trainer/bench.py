@@ -23,8 +23,8 @@ import torch
 
 from trainer.cli import Parser
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import TARGETS, TimeSpec, sample_times
-from trainer.loss import LossSpec, make_loss_fn
+from trainer.objectives import OBJECTIVES, TARGETS, sample_times
+from trainer.loss import make_loss_fn
 
 ONLY = ("step", "naive", "sampler", "fid")
 
@@ -32,10 +32,10 @@ SIZES = {  # model, batch, sampler batch, sampler images, fid images
     "tiny": ("tiny", 16, 64, 256, 64),
     "seed": ("seed", 128, 2000, 10_000, 5_000),
 }
-STEP_CASES = {  # name: (target, alpha)
-    "pureflow": ("pureflow", 0.0),
-    "meanflow": ("meanflow", 0.0),
-    "alphaflow_discrete": ("alphaflow", 0.5),
+# name: flat config keys. Every named objective at its own settings, measured at the middle of its run
+# (alpha schedules move), plus AlphaFlow's discrete branch on its own.
+STEP_CASES = {name: {"objective": name} for name in OBJECTIVES} | {
+    "alphaflow_discrete": {"objective": "alphaflow", "alpha.schedule": "constant", "alpha.value": 0.5},
 }
 
 
@@ -61,35 +61,37 @@ def naive_loss(net, x0, x1, t, t_next, alpha, *, continuous, spec):
 def bench_step(
     name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False, amp: bool = False
 ) -> dict:
+    import copy
+
+    from trainer.config import from_flat
+    from trainer.objectives import make_traj_params
+
     model, batch = SIZES[size][:2]
-    target, alpha = STEP_CASES[name]
+    cfg = from_flat({**STEP_CASES[name], "model": model, "batch_size": batch})
+    ratio_fm, alpha = make_traj_params(cfg.ratio_fm, cfg.alpha)(batch, 1, 3, device)  # the middle of the run
+    rec_t = TARGETS[cfg.target]
     torch.manual_seed(0)
-    net = SmallDiT(MODEL_SIZES[model]).to(device).set_attention("math")
-    if target == "pureflow" and fast:
-        net.set_attention("fused")  # no JVP: the fused kernel is allowed
+    # as the trainer: math attention where a JVP is taken, the fused kernel elsewhere
+    net = SmallDiT(MODEL_SIZES[model]).to(device).set_attention("math" if rec_t.jvp != "no" else "fused")
+    teacher = copy.deepcopy(net).requires_grad_(False) if rec_t.teacher else None
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
     amp = fast and amp
-    spec = LossSpec(
-        target=target,
-        adaptive_p=1.0,
-        adaptive_eps=1e-3,
-        discrete_weight="alpha",
-        target_clamp=0.0,
-        loss_reduction="mean",
-        amp=amp,
-    )
+    spec = cfg.loss_spec(amp)
+    time_spec = cfg.time_spec()
     loss_fn = (
-        make_loss_fn(net, spec, compile=compile_)
+        make_loss_fn(net, spec, compile=compile_, teacher=teacher)
         if fast
         else (lambda *a, continuous: naive_loss(net, *a, continuous=continuous, spec=spec))
     )
     g = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn(batch, 3, 32, 32, device=device, generator=g)
     alpha_t = torch.tensor(alpha, device=device)
+    if cfg.alpha_rows == "uniform":  # as the trainer: each row its own share of the step's alpha
+        alpha_t = alpha_t * torch.rand(batch, device=device, generator=g)
 
     def one():
         x1 = torch.randn(x0.shape, device=device, generator=g)
-        t, t_next = sample_times(batch, 0.75 if target != "pureflow" else 1.0, g, device, TimeSpec())
+        t, t_next = sample_times(batch, ratio_fm, g, device, time_spec)
         loss, _ = loss_fn(x0, x1, t, t_next, alpha_t, continuous=alpha == 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -99,6 +101,8 @@ def bench_step(
     rec = {
         "what": "train_step",
         "objective": name,
+        "target": cfg.target,
+        "jvp": rec_t.jvp,
         "variant": "fast" if fast else "naive",
         "size": size,
         "batch": batch,

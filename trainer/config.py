@@ -69,10 +69,12 @@ HASH_NEUTRAL = {
     "loss_reduction": "mean",
     "adam_b1": 0.9,
     "adam_b2": 0.999,
+    "tangent_beta": 0.0,
 }
-# Targets whose math changed in protocol 2, and the clamp that now spares
-# flow-matching and JVP rows: their hashes carry a marker.
-CHANGED_IN_2 = ("splitmeanflow", "shortcut")
+# Targets whose math changed since protocol 1 (and the clamp that now spares
+# flow-matching and JVP rows): their hashes carry the revision as a marker.
+# imf 3: the released iMF, where 'imf' was the JVP along the model's own velocity alone.
+TARGET_REVISIONS = {"splitmeanflow": 2, "shortcut": 2, "imf": 3}
 # Keys that say where, how fast or with which seed a config runs, or what else is
 # measured: not part of what a config *is*.
 NOT_HASHED = ("out_dir", "checkpoint_dir", "checkpoint_every", "data_dir", "fid_cache", "device", "seed", "fid_nfe")
@@ -141,6 +143,7 @@ class TrainConfig:
     discrete_weight: str = "alpha"  # weight of rows with dt > 0: see objectives/loss.py
     target_clamp: float = 0.0  # > 0 clips computed targets to [-c, c] (AlphaFlow, Shortcut: 4); 0 = off
     teacher_decay: float = 0.99  # EMA rate of the teacher of teacher targets (ema_teacher, shortcut); 0 = online net
+    tangent_beta: float = 0.0  # vr_meanflow: the model velocity's share of the JVP tangent (0 = MeanFlow's v)
     # --- model and data ---
     model: str = FROM_PRESET  # name from MODEL_SIZES
     time_scale: float = 1.0  # t and t - t_next are multiplied by this before the sinusoids (released DiTs: 1)
@@ -210,8 +213,8 @@ class TrainConfig:
             for k, v in self.to_flat().items()
             if k not in NOT_HASHED and not (k in HASH_NEUTRAL and v == HASH_NEUTRAL[k])
         }
-        if self.target in CHANGED_IN_2:
-            flat["target_revision"] = 2
+        if self.target in TARGET_REVISIONS:
+            flat["target_revision"] = TARGET_REVISIONS[self.target]
         if self.target_clamp > 0:
             flat["clamp_rows"] = "computed"  # protocol 1 clamped every target, v included
         return hashlib.sha256(json.dumps(flat, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -228,6 +231,7 @@ class TrainConfig:
             target_clamp=self.target_clamp,
             loss_reduction=self.loss_reduction,
             amp=amp,
+            knobs=tuple((key, getattr(self, key)) for key in TARGETS[self.target].knobs),
         )
 
     def time_spec(self) -> TimeSpec:
@@ -385,3 +389,19 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.fid_nfe != parse_nfe(cfg.fid_nfe):
         raise ValueError(f"fid_nfe={cfg.fid_nfe!r} must be a sorted tuple of distinct step counts, e.g. (1, 2, 10)")
     make_traj_params(cfg.ratio_fm, cfg.alpha)  # checks names, parameters and the [0, 1] range
+    check_knobs(cfg)
+
+
+def check_knobs(cfg: TrainConfig) -> None:
+    """A target's own setting is in its range, and is left at its default by every other target."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, rec in TARGETS.items():
+        for key, (lo, hi) in rec.knobs.items():
+            value = getattr(cfg, key)
+            if name == cfg.target and not lo <= value <= hi:
+                raise ValueError(f"{key}={value} must be in [{lo}, {hi}]")
+            if value != defaults[key] and key not in TARGETS[cfg.target].knobs:
+                owners = [n for n, r in TARGETS.items() if key in r.knobs]
+                raise ValueError(
+                    f"{key}={value} has no effect on target {cfg.target!r}; it applies to: {', '.join(owners)}"
+                )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainer.objectives import adaptive_weight, discrete_row_weight, fused_target
+from trainer.objectives import TARGETS, RowLoss, discrete_row_weight, fused_target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +36,11 @@ class LossSpec:
     target_clamp: float  # > 0: clip the targets a target computes (see its record's ``clamps``); 0: off
     loss_reduction: str  # row error: mean or sum over pixels
     amp: bool = False  # bf16 autocast on whatever device the tensors are on
+    knobs: tuple = ()  # (name, value) of the target's own settings (its record's ``knobs``), passed by keyword
+
+    @property
+    def rows(self) -> RowLoss:
+        return RowLoss(self.loss_reduction, self.adaptive_p, self.adaptive_eps)
 
 
 def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec, teacher=None):
@@ -57,12 +62,29 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
     dt = alpha * (t - t_next)  # (N,)
     device_type = x0.device.type
     fused = fused_target(spec.target)
+    rows = spec.rows
     with torch.autocast(device_type, dtype=torch.bfloat16, enabled=spec.amp):
-        u, target = fused(net, x_t, t, t_next, dt, v, continuous=continuous, teacher=teacher, clamp=spec.target_clamp)
-    acc = torch.promote_types(u.dtype, torch.float32)  # fp32 at least (bf16 under autocast), fp64 stays fp64
-    mse = (u.to(acc) - target.to(acc)).pow(2).flatten(1).mean(1)  # (N,)
-    err = mse * u[0].numel() if spec.loss_reduction == "sum" else mse  # the row error the weight sees
-    w = adaptive_weight(err, spec.adaptive_p, spec.adaptive_eps) * discrete_row_weight(dt, alpha, spec.discrete_weight)
+        out = fused(
+            net,
+            x_t,
+            t,
+            t_next,
+            dt,
+            v,
+            continuous=continuous,
+            teacher=teacher,
+            clamp=spec.target_clamp,
+            rows=rows,
+            **dict(spec.knobs),
+        )
+    u, target = out[0], out[1]
+    err = rows.error(u, target)  # (N,) the row error the weight sees
+    mse = err / u[0].numel() if spec.loss_reduction == "sum" else err
+    if len(out) > 2:  # the target built each row's loss itself (see trainer/objectives/targets.py)
+        return out[2].mean(), mse.detach()
+    w = rows.weight(err)
+    if TARGETS[spec.target].discrete:
+        w = w * discrete_row_weight(dt, alpha, spec.discrete_weight)
     return (w * err).mean(), mse.detach()
 
 

@@ -1,8 +1,10 @@
-"""bf16 against fp32 where it matters: the MeanFlow target's two parts and the sampler's uint8 images.
+"""bf16 against fp32 where it matters: the MeanFlow target's two parts, every target, and the sampler's images.
 
 ``python -m trainer.bench --precision-check --device cuda --size seed`` prints one
 JSON line: the relative error of u and of the JVP term (t - r) du/dt under bf16
-autocast against fp32, and how 1,000 sampled uint8 images differ. The released
+autocast against fp32, of every registered target's departure from v (its
+signal: the part that is not the conditional velocity; alpha 0.5 for targets
+that read it, knobs mid-range), and how 1,000 sampled uint8 images differ. The released
 MeanFlow port runs both in fp32; ``amp`` stays off by default until this check,
 on the protocol's network, shows bf16 is close enough.
 
@@ -19,7 +21,7 @@ import time
 import torch
 
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import TimeSpec, sample_times
+from trainer.objectives import TARGETS, RowLoss, TimeSpec, fused_target, sample_times
 from trainer.objectives.targets import u_and_dudt
 from trainer.sampler import sample_images
 
@@ -39,6 +41,33 @@ def check_net(size: str, device, checkpoint: str | None = None, time_scale: floa
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
+
+def target_errors(net, x_t, t, r, v) -> dict:
+    """Per target: |bf16 - fp32| / |fp32| of (target - v), computed by its fused form as training does."""
+    out = {}
+    for name, rec in TARGETS.items():
+        dt = 0.5 * (t - r) if rec.uses_alpha else torch.zeros_like(t)
+        knobs = {key: 0.5 * (lo + hi) for key, (lo, hi) in rec.knobs.items()}
+        signal = {}
+        for amp in (False, True):
+            net.set_attention("math")
+            with torch.no_grad(), torch.autocast(x_t.device.type, dtype=torch.bfloat16, enabled=amp):
+                out_ = fused_target(name)(
+                    net,
+                    x_t,
+                    t,
+                    r,
+                    dt,
+                    v,
+                    continuous=not rec.uses_alpha,
+                    teacher=net,
+                    rows=RowLoss("mean", 1.0, 1e-3),
+                    **knobs,
+                )
+            signal[amp] = out_[1].float() - v
+        out[name] = round(_rel(signal[True], signal[False]), 6) if float(signal[False].norm()) > 0 else 0.0
+    return out
 
 
 def precision_check(device, size: str, batch: int, images: int, checkpoint: str | None = None) -> dict:
@@ -68,6 +97,7 @@ def precision_check(device, size: str, batch: int, images: int, checkpoint: str 
         rel_err_u=round(_rel(u16, u32), 6),
         rel_err_jvp_term=round(_rel(term16, term32), 6),
         rel_err_target=round(_rel(v - term16, v - term32), 6),
+        rel_err_target_signal=target_errors(net, x_t, t, r, v),
         images=images,
         uint8_mean_abs_diff=round(float(diff.float().mean()), 4),
         uint8_max_abs_diff=int(diff.max()),

@@ -35,6 +35,8 @@ FIELDS = {
     "discrete_weight": f"{AF} loss.py weight_d = ones * alpha",
     "target_clamp": f"ours: off by default; {AF} clips discrete targets at 4 (the alphaflow objective sets it)",
     "teacher_decay": "ours: a 100-step horizon for ema_teacher; shortcut sets 0.999 (its target_update_rate)",
+    "tangent_beta": "0: MeanFlow's tangent (v, 1, 0); Lu & Wang 2026 (arXiv 2605.09235) method.tex: beta = 0 is "
+    "vanilla MeanFlow, and their DiT FID is best there",
     "model": "the protocol's SmallDiT (hidden 512, depth 8, patch 2); smoke: 'tiny' (ours, for CPU runs)",
     "time_scale": f"{JAX_MF} models_dit.py timestep_embedding `t * freqs` and {AF} dit.py: unscaled",
     "dataset": "the protocol: CIFAR-10; smoke: synthetic images (ours, offline)",
@@ -82,7 +84,8 @@ def objective_rows(objectives) -> list[tuple[str, str, str, str]]:
 
     rows = []
     for name, obj in objectives.items():
-        rows.append((name, "target", obj.target, f"{obj.description} ({TARGETS[obj.target].source})"))
+        differences = f"; {obj.sources['target']}" if "target" in obj.sources else ""
+        rows.append((name, "target", obj.target, f"{obj.description} ({TARGETS[obj.target].source}){differences}"))
         for key, value in (("ratio_fm", obj.ratio_fm), ("alpha", obj.alpha)):
             unused = key == "alpha" and not TARGETS[obj.target].uses_alpha and "unused: the target ignores alpha"
             rows.append((name, key, f"{value.name} {value.params}", obj.sources.get(key) or unused or "MISSING"))

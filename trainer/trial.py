@@ -48,9 +48,13 @@ class Diverged(RuntimeError):
 
 
 def build_model(cfg: TrainConfig, device) -> tuple[SmallDiT, SmallDiT]:
-    """The online network (math attention: it goes through the JVP) and its EMA copy (fused attention: sampling)."""
+    """The online network and its EMA copy (fused attention: sampling).
+
+    The online network takes math attention where its target takes a JVP (fused kernels have no forward-mode
+    derivative), the fused kernel elsewhere.
+    """
     size = dataclasses.replace(MODEL_SIZES[cfg.model], time_scale=cfg.time_scale)
-    net = SmallDiT(size).to(device).set_attention("math")
+    net = SmallDiT(size).to(device).set_attention("math" if TARGETS[cfg.target].jvp != "no" else "fused")
     ema = copy.deepcopy(net).requires_grad_(False).eval().set_attention("fused")
     return net, ema
 

@@ -48,13 +48,24 @@ def test_sigmoid_window():
 
 def test_bad_schedule_inputs_name_what_is_accepted():
     with pytest.raises(ValueError, match="choose one of: constant"):
-        make_schedule(ScheduleSpec("exponential", {}))
+        make_schedule(ScheduleSpec("geometric", {}))
     with pytest.raises(ValueError, match="accepts: start, end"):
         make_schedule(ScheduleSpec("linear", {"begin": 1}))
     with pytest.raises(ValueError, match=r"eta=0.7 is outside \(0, 0.5\)"):
         make_schedule(ScheduleSpec("sigmoid", {"eta": 0.7}))
     with pytest.raises(ValueError, match=r"within \[0, 1\]"):
         make_traj_params(ScheduleSpec("linear", {"start": 1.2, "end": 0}), ScheduleSpec("constant", {}))
+    with pytest.raises(ValueError, match=r"needs start > 0 and final > 0, got start=1.0, final=0"):
+        make_traj_params(ScheduleSpec("constant", {}), ScheduleSpec("exponential", {"start": 1.0, "final": 0}))
+    with pytest.raises(ValueError, match=r"warmup until=0 must be > 0"):
+        make_traj_params(ScheduleSpec("constant", {}), ScheduleSpec("warmup", {"until": 0}))
+
+
+def test_warmup_and_exponential_schedules():
+    ramp = make_schedule(ScheduleSpec("warmup", {"start": 0.0, "end": 1.0, "until": 0.25}))
+    assert [ramp(p) for p in (0.0, 0.125, 0.25, 0.9)] == pytest.approx([0.0, 0.5, 1.0, 1.0])
+    geo = make_schedule(ScheduleSpec("exponential", {"start": 1.0, "final": 1e-3}))
+    assert [geo(p) for p in (0.0, 1 / 3, 1.0)] == pytest.approx([1.0, 0.1, 1e-3])
 
 
 def test_traj_params_signature_and_progress():

@@ -20,10 +20,10 @@ The research protocol's two extension points live here:
   ``sample_traj_params(batch_size, cur_step, max_steps, device) -> (ratio_fm, alpha)``.
 """
 
-from trainer.objectives.loss import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, adaptive_weight, discrete_row_weight
+from trainer.objectives.loss import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, RowLoss, adaptive_weight, discrete_row_weight
 from trainer.objectives.schedules import SCHEDULES, ScheduleSpec, make_schedule, make_traj_params
 from trainer.objectives.targets import TARGETS, Target, fused_target, target
-from trainer.objectives import variants  # noqa: F401  (registers the variant targets)
+from trainer.objectives import variants, recent  # noqa: F401  (register the variant and recent targets)
 from trainer.objectives.time_sampling import FM_TIMES, TIME_SAMPLERS, TimeSpec, sample_times
 from trainer.objectives.named import OBJECTIVES, Objective
 
@@ -32,6 +32,7 @@ __all__ = [
     "Objective",
     "DISCRETE_WEIGHTS",
     "LOSS_REDUCTIONS",
+    "RowLoss",
     "adaptive_weight",
     "discrete_row_weight",
     "SCHEDULES",

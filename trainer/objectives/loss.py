@@ -27,6 +27,8 @@ discrete row's gradient is ~ 1/alpha times a MeanFlow row's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 DISCRETE_WEIGHTS = ("alpha", "inv_alpha", "none")
@@ -47,3 +49,33 @@ def discrete_row_weight(dt: torch.Tensor, alpha: torch.Tensor, kind: str) -> tor
         return torch.ones_like(dt)
     factor = 1.0 / alpha.clamp_min(1e-8) if kind == "inv_alpha" else alpha
     return torch.where(dt > 0, factor * torch.ones_like(dt), torch.ones_like(dt))
+
+
+@dataclass(frozen=True)
+class RowLoss:
+    """A row's error and its adaptive weight under a trial's settings, for targets that build their own loss.
+
+    ``error`` is exactly what the training loss computes for (u, target), so a
+    target returning ``weighted(u, target)`` trains as the default path does.
+    """
+
+    reduction: str  # loss_reduction: mean or sum over pixels
+    p: float  # adaptive_p
+    eps: float  # adaptive_eps
+
+    def reduce(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N,): the mean over pixels, times the pixel count for ``sum``; fp32 at least."""
+        mean = x.to(torch.promote_types(x.dtype, torch.float32)).flatten(1).mean(1)
+        return mean * x[0].numel() if self.reduction == "sum" else mean
+
+    def error(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        acc = torch.promote_types(pred.dtype, torch.float32)
+        return self.reduce((pred.to(acc) - target.to(acc)).pow(2))
+
+    def weight(self, err: torch.Tensor) -> torch.Tensor:
+        return adaptive_weight(err, self.p, self.eps)
+
+    def weighted(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """sg(w(e)) * e per row, e = ``error(pred, target)``: the loss the default path gives a row."""
+        err = self.error(pred, target)
+        return self.weight(err) * err

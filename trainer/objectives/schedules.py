@@ -29,16 +29,20 @@ class Schedule:
     name: str
     fn: Callable  # f(progress, **params) -> float
     ranges: dict  # parameter -> VALUE or (lo, hi) or (lo, hi, "log"): what a search space explores
+    positive: bool = False  # its values must be > 0: VALUE ranges start at POSITIVE_FLOOR
 
 
-def schedule(name: str, *, ranges: dict):
+POSITIVE_FLOOR = 1e-4  # ours: the smallest value a positive schedule's searched value takes
+
+
+def schedule(name: str, *, ranges: dict, positive: bool = False):
     """Registers ``f(progress, **params)`` as schedule ``name`` with the search range of every parameter."""
 
     def deco(fn):
         params = [p for p in inspect.signature(fn).parameters if p != "progress"]
         if sorted(params) != sorted(ranges):
             raise ValueError(f"schedule {name!r}: ranges {sorted(ranges)} must name exactly its parameters {params}")
-        SCHEDULES.register(name)(Schedule(name, fn, dict(ranges)))
+        SCHEDULES.register(name)(Schedule(name, fn, dict(ranges), positive))
         return fn
 
     return deco
@@ -107,6 +111,21 @@ def sigmoid(
     return end + (start - end) * s
 
 
+@schedule("warmup", ranges={"start": VALUE, "end": VALUE, "until": (0.05, 1.0)})
+def warmup(progress: float, start: float = 0.0, end: float = 1.0, until: float = 0.5) -> float:
+    """f(p) = start + (end - start) * min(1, p / until): a linear ramp, then flat (Modular MeanFlow's lambda)."""
+    return start + (end - start) * min(1.0, progress / until)
+
+
+# ``final`` is not named ``end``: it is searched on a log scale, and one parameter name has one scale in a study.
+@schedule("exponential", ranges={"start": VALUE, "final": (1e-4, 1.0, "log")}, positive=True)
+def exponential(progress: float, start: float = 1.0, final: float = 0.01) -> float:
+    """f(p) = start * (final / start)^p: geometric, both > 0 (SoFlow's 'Exponent' middle-time schedule)."""
+    if not (start > 0 and final > 0):
+        raise ValueError(f"the exponential schedule needs start > 0 and final > 0, got start={start}, final={final}")
+    return start * (final / start) ** progress
+
+
 @dataclass(frozen=True)
 class ScheduleSpec:
     """A schedule by name with its parameters, e.g. ScheduleSpec("linear", {"start": 1, "end": 0})."""
@@ -133,6 +152,8 @@ def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float
         raise ValueError(
             f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; it accepts: {', '.join(accepted)}"
         )
+    if spec.name == "warmup" and not spec.params.get("until", 0.5) > 0:
+        raise ValueError(f"{what} warmup until={spec.params['until']} must be > 0 (a share of the run)")
     if spec.name == "sigmoid":
         eta, k0, k1 = spec.params.get("eta", 0.005), spec.params.get("k_init", 0.0), spec.params.get("k_end", 1.0)
         if not 0.0 < eta < 0.5:

@@ -11,22 +11,31 @@ config by the trainer.
 The training step wants more: the prediction u = net(x_t, t, t_next) *with*
 gradient and the target from the same pass (one forward-mode JVP yields both).
 A record's ``fused`` form is ``fused(net, x_t, t, t_next, dt, velocity, *,
-continuous, teacher, clamp) -> (u, target)``: ``continuous`` is a host bool
-(alpha == 0) so a compiled step never branches on device data, and ``teacher``
-is the network a teacher target computes with (an EMA of ``net``; ``None``
-otherwise). A target without a fused form gets the generic one (its own call on
-the teacher or the net, plus a forward for u).
+continuous, teacher, clamp, rows, **knobs) -> (u, target)``: ``continuous`` is
+a host bool (alpha == 0) so a compiled step never branches on device data,
+``teacher`` is the network a teacher target computes with (an EMA of ``net``;
+``None`` otherwise), ``rows`` the trial's row error and adaptive weight
+(``trainer.objectives.loss.RowLoss``) and ``knobs`` the target's own settings.
+A target whose loss is more than the weighted error of (u, target) (a second
+loss on the same rows, or a gradient through its target) returns a third
+element, each row's loss (N,), which the training loss then averages as it is;
+u and the target stay what they are for every target: u = net(x_t, t, t_next)
+and the protocol function's value. A target without a fused form gets the
+generic one (its own call on the teacher or the net, plus a forward for u).
 
 What the rest of the code needs to know about a target lives in its record:
 ``uses_alpha`` (the search spaces search an alpha schedule only then),
-``teacher`` (the trainer keeps an EMA teacher), ``fp32`` (computed in fp32 even
-under bf16 autocast), ``clamps`` (honours ``target_clamp``) and ``source``.
+``discrete`` (alpha is a discrete step: rows with dt > 0 take
+``discrete_weight``), ``teacher`` (the trainer keeps an EMA teacher), ``fp32``
+(computed in fp32 even under bf16 autocast), ``clamps`` (honours
+``target_clamp``), ``knobs`` (config keys it takes, with their search
+ranges), ``jvp`` (when it takes a forward-mode derivative) and ``source``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -46,17 +55,24 @@ class Target:
     fp32: bool = False  # a difference of near-equal network outputs: bf16 rounding is as large as the signal
     clamps: bool = False  # clips its computed target (and states) to [-target_clamp, target_clamp]
     source: str = ""  # the paper or released code it follows
+    discrete: bool = False  # alpha is a discrete step: rows with dt > 0 take ``discrete_weight``
+    knobs: dict = field(default_factory=dict)  # config key -> (lo, hi) search range: its own settings
+    jvp: str = "no"  # when it takes a JVP: "no", "always", "alpha = 0" (and "with gradient" through it)
 
     @property
     def description(self) -> str:
         return (self.fn.__doc__ or "").strip().splitlines()[0]
 
 
-def target(name: str, *, uses_alpha: bool, teacher=False, fp32=False, clamps=False, fused=None, source=""):
-    """Registers the decorated protocol function as target ``name`` with its facts (see :class:`Target`)."""
+def target(name: str, *, uses_alpha: bool, discrete=None, **facts):
+    """Registers the decorated protocol function as target ``name`` with its facts (see :class:`Target`).
+
+    ``discrete`` defaults to ``uses_alpha``: alpha is AlphaFlow's discrete step unless a target says otherwise.
+    """
 
     def deco(fn):
-        TARGETS.register(name)(Target(name, fn, fused, uses_alpha, teacher, fp32, clamps, source))
+        rec = Target(name, fn, uses_alpha=uses_alpha, discrete=uses_alpha if discrete is None else discrete, **facts)
+        TARGETS.register(name)(rec)
         return fn
 
     return deco
@@ -105,18 +121,18 @@ def discrete_target(net, x_t, t, t_next, dt, velocity, clamp: float = 0.0):
 
 
 # ------------------------------------------------------------- fused forms
-def _pureflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+def _pureflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
     return net(x_t, t, t_next), velocity
 
 
-def _meanflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+def _meanflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
     # The primal output of the JVP keeps its graph to the parameters: it is the
     # prediction the loss differentiates; the tangent only feeds the target.
     u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
     return u, continuous_target(dudt, t, t_next, velocity).detach()
 
 
-def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
     # alpha is one number per step, so every non-flow-matching row of a batch
     # is either continuous (alpha == 0) or discrete (alpha > 0).
     if continuous:
@@ -139,6 +155,7 @@ def pureflow_target(net, x_t, t, t_next, dt, velocity, device):
     "meanflow",
     uses_alpha=False,
     fused=_meanflow_fused,
+    jvp="always",
     source="MeanFlow (Geng et al. 2025), Eq. 6; py-meanflow meanflow.py and meanflow (JAX) meanflow.py",
 )
 @torch.no_grad()
@@ -153,6 +170,7 @@ def meanflow_target(net, x_t, t, t_next, dt, velocity, device):
     uses_alpha=True,
     clamps=True,
     fused=_alphaflow_fused,
+    jvp="alpha = 0",
     source="AlphaFlow (Zhang et al. 2025); released src/training/loss.py AlphaFlowLoss",
 )
 @torch.no_grad()
@@ -181,7 +199,7 @@ def fused_target(name: str):
         return rec.fused
     plain = rec.fn
 
-    def generic(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+    def generic(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
         kwargs = {"clamp": clamp} if rec.clamps else {}
         # fp32 targets leave autocast; the others keep whatever precision the step runs in
         with torch.autocast(x_t.device.type, enabled=False) if rec.fp32 else contextlib.nullcontext():

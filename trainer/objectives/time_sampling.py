@@ -12,6 +12,9 @@ Samplers (``TIME_SAMPLERS``, records of a ``single`` draw and a ``pair`` draw):
   t the larger and t_next the smaller, the second with its own ``mean_r`` /
   ``std_r`` (MeanFlow, Geng et al. 2025, Sec. 4; py-meanflow ``sample_two_timesteps_t_r_v0``).
 - ``uniform``: U(0, 1), a pair likewise.
+- ``soflow``: SoFlow's released sampler (train.py 259-264): t from
+  (mean, std), clamped to >= 1e-4, and t_next = min(a draw from (mean_r,
+  std_r), t - 1e-4): not sorted, so t_next's distribution is its own.
 - ``dyadic``: Shortcut models' grid (released ``targets_shortcut.py``): the
   rows are split evenly over step sizes d = 2^-k, k = 0 .. L-1 (rows left
   over get d = 1), t uniform on that step's grid {d, 2d, .., 1} and
@@ -32,6 +35,7 @@ import torch
 from trainer.registry import Registry
 
 TIME_SAMPLERS = Registry("time sampler")
+SOFLOW_GAP = 1e-4  # SoFlow train.py 262: "the minimal gap is set to 1e-4"
 FM_TIMES = ("single", "max")
 
 
@@ -57,13 +61,7 @@ class TimeSampler:
 def _sorted_pair(draw):
     def pair(n, g, device, spec: TimeSpec):
         a = draw(n, g, device, spec.mean, spec.std)
-        b = draw(
-            n,
-            g,
-            device,
-            spec.mean if spec.mean_r is None else spec.mean_r,
-            spec.std if spec.std_r is None else spec.std_r,
-        )
+        b = draw(n, g, device, _or(spec.mean_r, spec.mean), _or(spec.std_r, spec.std))
         return torch.maximum(a, b), torch.minimum(a, b)
 
     return pair
@@ -95,11 +93,23 @@ def _dyadic_pair(n, g, device, spec: TimeSpec):
     return t, t - 1.0 / cells
 
 
+def _soflow_pair(n, g, device, spec: TimeSpec):
+    # SoFlow train.py 259-264: r from the second distribution, t from the first, t >= 1e-4, r <= t - 1e-4
+    r = _logit_normal(n, g, device, _or(spec.mean_r, spec.mean), _or(spec.std_r, spec.std))
+    t = _logit_normal(n, g, device, spec.mean, spec.std).clamp_min(SOFLOW_GAP)
+    return t, torch.minimum(r, t - SOFLOW_GAP)
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
 TIME_SAMPLERS.register("logit_normal")(
     TimeSampler(lambda n, g, d, s: _logit_normal(n, g, d, s.mean, s.std), _sorted_pair(_logit_normal))
 )
 TIME_SAMPLERS.register("uniform")(TimeSampler(lambda n, g, d, s: _uniform(n, g, d), _sorted_pair(_uniform)))
 TIME_SAMPLERS.register("dyadic")(TimeSampler(_dyadic_single, _dyadic_pair))
+TIME_SAMPLERS.register("soflow")(TimeSampler(lambda n, g, d, s: _logit_normal(n, g, d, s.mean, s.std), _soflow_pair))
 
 
 def sample_times(

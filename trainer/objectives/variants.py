@@ -23,7 +23,6 @@ from trainer.objectives.targets import (
     flow_matching_rows,
     safe_span,
     target,
-    u_and_dudt,
 )
 
 
@@ -79,33 +78,7 @@ def shortcut_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.
     return flow_matching_rows(t, t_next, velocity, clip(0.5 * (first + second), clamp))
 
 
-def _imf_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
-    with torch.no_grad():
-        own = net(x_t, t, t)
-    u, dudt = u_and_dudt(net, x_t, t, t_next, own)  # primal u keeps its graph
-    return u, flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt).detach()
-
-
-@target(
-    "imf",
-    uses_alpha=False,
-    fused=_imf_fused,
-    source="ours: the 'improved MeanFlow' reformulation (JVP tangent = the model's velocity), no released code read",
-)
-@torch.no_grad()
-def imf_target(net, x_t, t, t_next, dt, velocity, device):
-    """Velocity-anchored MeanFlow: v - (t - r) du/dt along (sg u(x_t, t, t), 1, 0). dt unused.
-
-    The JVP tangent is the model's own velocity instead of the sample's v (which
-    the model never sees at test time). It equals the MeanFlow target wherever
-    the model's velocity equals v.
-    """
-    own = net(x_t, t, t)
-    _, dudt = u_and_dudt(net, x_t, t, t_next, own)
-    return flow_matching_rows(t, t_next, velocity, velocity - _bcast(t - t_next) * dudt)
-
-
-def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0):
+def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
     if teacher is None:  # the online network: exactly alphaflow
         return _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp)
     u = net(x_t, t, t_next)
@@ -120,6 +93,7 @@ def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, t
     teacher=True,
     clamps=True,
     fused=_ema_teacher_fused,
+    jvp="alpha = 0",
     source="ours: AlphaFlow's target from an EMA teacher, as BYOL / consistency models use one",
 )
 @torch.no_grad()

@@ -1,0 +1,126 @@
+# ruff: noqa: E741  (the released names, ``l`` included, are kept)
+"""Released losses, transcribed statement by statement into PyTorch, for the agreement tests (test_recent.py).
+
+Each function follows one released file; the comment on a statement gives its
+line there. Only the branches the protocol uses are kept (no class labels, no
+guidance); a dropped branch is named where it starts. These are the yardsticks
+the project's objectives are checked against, written apart from them on
+purpose: nothing here imports ``trainer.objectives``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+# --------------------------------------------------------------------------------------------- iMF
+# Lyy-iiis/imeanflow @ bf60cd7, imf.py (JAX/Flax). jax.jvp(..., has_aux=True) -> torch.func.jvp(has_aux=True).
+def imf_loss(u_head, v_head, x, e, t, r, norm_eps=0.01, norm_p=1.0):
+    """iMeanFlow.forward (331-401), unconditional: omega = 1, so v_g = v_t (315, 320) and no label drop.
+
+    ``u_head(z, t, r)`` and ``v_head(z, t, r)`` are the network's two heads (u_fn returns both, 366-367).
+    Returns (loss, u_target, (adaptive weight of loss_u, of loss_v)).
+    """
+    t4, r4 = t.view(-1, 1, 1, 1), r.view(-1, 1, 1, 1)
+    z_t = (1 - t4) * x + t4 * e  # 350
+    v_t = e - x  # 351
+    # 358-360 guidance_fn: v_c = v_cond_fn(z_t, t, w, y) (319), the v-head at h = 0 (227, 231); v_g = v_t
+    v_c = v_head(z_t, t, t)
+    v_g = v_t
+
+    def u_fn(z_t, t, r):  # 366-367
+        return u_head(z_t, t, r), v_head(z_t, t, r)
+
+    dtdt = torch.ones_like(t)  # 369
+    dtdr = torch.zeros_like(t)  # 370
+    u, du_dt, v = torch.func.jvp(u_fn, (z_t, t, r), (v_c, dtdt, dtdr), has_aux=True)  # 373
+    V = u + (t4 - r4) * du_dt.detach()  # 376
+    v_g = v_g.detach()  # 378
+    weights = []
+
+    def adp_wt_fn(loss):  # 380-382
+        adp_wt = (loss + norm_eps) ** norm_p
+        weights.append(1 / adp_wt.detach())
+        return loss / adp_wt.detach()
+
+    loss_u = torch.sum((V - v_g) ** 2, dim=(1, 2, 3))  # 385
+    loss_u = adp_wt_fn(loss_u)  # 386
+    loss_v = torch.sum((v - v_g) ** 2, dim=(1, 2, 3))  # 389
+    loss_v = adp_wt_fn(loss_v)  # 390
+    loss = loss_u + loss_v  # 392
+    loss = loss.mean()  # 393
+    return loss, (v_g - (t4 - r4) * du_dt).detach(), tuple(weights)
+
+
+def imf_sample_tr(n, g, P_mean=-0.4, P_std=1.0, data_proportion=0.5):
+    """imf.py sample_tr (126-139) with logit_normal_dist (120-124)."""
+    t = torch.sigmoid(torch.randn(n, generator=g, dtype=torch.float64) * P_std + P_mean)  # 130, 121-124
+    r = torch.sigmoid(torch.randn(n, generator=g, dtype=torch.float64) * P_std + P_mean)  # 131
+    t, r = torch.maximum(t, r), torch.minimum(t, r)  # 132
+    data_size = int(n * data_proportion)  # 134
+    fm_mask = torch.arange(n) < data_size  # 135
+    r = torch.where(fm_mask, t, r)  # 137
+    return t, r
+
+
+# ------------------------------------------------------------------------------------------ SoFlow
+# zlab-princeton/SoFlow @ 3b60d60, models.py and train.py (PyTorch). Scheduler 'Linear' / 'Euler' (9-70):
+# alpha(t) = 1 - t, beta(t) = t, a(t, s) = 1, b(t, s) = s - t, d_s b(t, t) = 1.
+def soflow_velocity_loss(network, samples, x_1, t, p, eps):
+    """get_velocity_loss (122-158), the unconditional branch (144-147); x_1 is the noise get_x_t_v_t draws (42)."""
+    batch_size = samples.size(0)
+    t4 = t.view(batch_size, 1, 1, 1)
+    x_t, v_t = (1 - t4) * samples + t4 * x_1, -1 * samples + 1 * x_1  # 39-46
+    v_t_predict = 0 * x_t + 1 * network(x_t, t, t)  # 146 -> predict_velocity 110-114 (a_grad 0, b_grad 1)
+    delta = (v_t_predict - v_t).view(batch_size, -1)  # 147
+    pbps = torch.ones_like(t)  # 150: b_grad(t, t)[1] = 1
+    w = 1.0 / (pbps.abs().flatten() * (delta.pow(2).mean(dim=1) + eps).pow(p))  # 152
+    velocity_loss = (w.detach() * delta.pow(2).mean(dim=1)).mean()  # 154
+    return velocity_loss, w
+
+
+def soflow_consistency_loss(network, samples, x_1, t, l, s, p, eps):
+    """get_consistency_loss (161-207), the unconditional branch (184-186); CUDA RNG lines (188, 194) are no-ops."""
+    batch_size = samples.size(0)
+    t, l, s = t.view(batch_size, 1, 1, 1), l.view(batch_size, 1, 1, 1), s.view(batch_size, 1, 1, 1)  # 166
+    x_t, v_t = (1 - t) * samples + t * x_1, -1 * samples + 1 * x_1  # 168
+    v_t_masked = v_t  # 186
+    NN_t = network(x_t, t.flatten(), s.flatten())  # 189
+    f_t = 1 * x_t + (s - t) * NN_t  # 190
+    with torch.no_grad():  # 192
+        x_l = x_t + v_t_masked * (l - t)  # 193
+        NN_l = network(x_l, l.flatten(), s.flatten())  # 196
+        f_l = 1 * x_l + (s - l) * NN_l  # 197
+        delta_quotient = ((f_t - f_l) / (t - l)).view(batch_size, -1)  # 198
+        w = 1.0 / (delta_quotient.pow(2).mean(dim=1) + eps).pow(p).view(batch_size, -1)  # 199
+    sgn = torch.sign(s - t).flatten()  # 201
+    consistency_loss = (sgn * (NN_t.view(batch_size, -1) * (delta_quotient * w)).mean(dim=1)).mean()  # 202
+    return consistency_loss, w.flatten(), f_l
+
+
+def soflow_step_loss(network, samples, x_1, t_v, t_c, l, s, velocity_loss_ratio, p, eps):
+    """train.py 223-281: the first int(ratio * B) rows get the velocity loss, the rest the consistency loss."""
+    batch_size = samples.size(0)
+    velocity_num = int(velocity_loss_ratio * batch_size)  # 224
+    consistency_num = batch_size - velocity_num  # 225
+    velocity_loss = consistency_loss = torch.zeros(())
+    w_v = w_c = f_l = None
+    if velocity_num > 0:  # 227
+        velocity_loss, w_v = soflow_velocity_loss(network, samples[:velocity_num], x_1[:velocity_num], t_v, p, eps)
+    if consistency_num > 0:  # 250
+        consistency_loss, w_c, f_l = soflow_consistency_loss(
+            network, samples[velocity_num:], x_1[velocity_num:], t_c, l, s, p, eps
+        )
+    loss = velocity_loss * (velocity_num / batch_size) + consistency_loss * (consistency_num / batch_size)  # 281
+    return loss, w_v, w_c, f_l
+
+
+def soflow_times(n, g, time_mean, time_std, now_steps, total_steps, init_ratio, end_ratio):
+    """train.py 259-266 with get_middle_time 'Exponent' (models.py 217-228): (t, l, s)."""
+    time1 = torch.sigmoid(torch.randn(n, generator=g, dtype=torch.float64) * time_std[1] + time_mean[1])  # 259
+    time2 = torch.sigmoid(torch.randn(n, generator=g, dtype=torch.float64) * time_std[2] + time_mean[2])  # 260
+    t = time2.clamp(min=1e-4)  # 263
+    s = torch.min(time1, t - 1e-4)  # 264
+    l = t + (s - t) * (init_ratio * ((end_ratio / init_ratio) ** (now_steps / total_steps)))  # 265, 228
+    l = torch.min(l, t - 1e-4)  # 266
+    return t, l, s
