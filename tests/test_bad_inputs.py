@@ -100,6 +100,10 @@ CASES = [
     ("trainer", ["--set", "ema_decay=1.5"], "ema_decay=1.5 must be in [0, 1)"),
     ("trainer", ["--set", "fid_nfe=0"], "fid_nfe=0 must be step counts"),
     ("trainer", ["--set", "target=bogus"], "unknown target 'bogus'"),
+    ("trainer", ["--set", "tangent_beta=0.5"], "tangent_beta=0.5 has no effect on target 'meanflow'; it applies to:"),
+    ("trainer", ["--set", "target=vr_meanflow", "--set", "tangent_beta=2"], "tangent_beta=2.0 must be in [0.0, 1.0]"),
+    ("trainer", ["--set", "alpha.schedule=exponential", "--set", "alpha.final=0"], "needs start > 0 and final > 0"),
+    ("trainer", ["--set", "alpha.schedule=warmup", "--set", "alpha.until=0"], "alpha warmup until=0 must be > 0"),
     ("trainer", ["--set", "bogus=1"], "unknown config key 'bogus'"),
     ("trainer", ["--set", "novalue"], "--set 'novalue' is not KEY=VALUE"),
     ("trainer", ["--device", "foo"], "device 'foo' is not auto, cpu, cuda or cuda:N"),
@@ -127,6 +131,7 @@ CASES = [
     ("trainer.fid", ["bogus"], "invalid choice: 'bogus'"),
     # --- python -m trainer.bench ---
     ("trainer.bench", ["--only", "bogus"], "--only 'bogus' names bogus; choose from step, naive, sampler, fid"),
+    ("trainer.bench", ["--cases", "meanflow,nope"], "--cases 'meanflow,nope' names nope; choose from pureflow,"),
     ("trainer.bench", ["--device", "foo"], "--device foo is not cpu, cuda or cuda:N"),
     ("trainer.bench", ["--steps", "0"], "--steps 0 must be a positive integer"),
     ("trainer.bench", ["--size", "huge"], "invalid choice: 'huge'"),

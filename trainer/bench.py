@@ -36,6 +36,7 @@ SIZES = {  # model, batch, sampler batch, sampler images, fid images
 # (alpha schedules move), plus AlphaFlow's discrete branch on its own.
 STEP_CASES = {name: {"objective": name} for name in OBJECTIVES} | {
     "alphaflow_discrete": {"objective": "alphaflow", "alpha.schedule": "constant", "alpha.value": 0.5},
+    "vr_meanflow_beta_0.5": {"objective": "meanflow", "target": "vr_meanflow", "tangent_beta": 0.5},
 }
 
 
@@ -212,6 +213,9 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="resize processes")
     p.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="auto: on for CUDA only")
     p.add_argument("--only", default="", help="comma list of: " + ",".join(ONLY))
+    p.add_argument(
+        "--cases", default="", help="comma list of training-step cases (default: all): " + ",".join(STEP_CASES)
+    )
     p.add_argument("--precision-check", action="store_true", help="bf16 vs fp32 of u, the JVP term and samples")
     p.add_argument("--images", type=int, default=1000, help="samples compared by --precision-check")
     p.add_argument("--checkpoint", help="--precision-check on a trial checkpoint's EMA network")
@@ -219,6 +223,10 @@ def main(argv=None) -> int:
     only = set(filter(None, args.only.split(","))) or set(ONLY)
     if only - set(ONLY):
         p.error(f"--only {args.only!r} names {', '.join(sorted(only - set(ONLY)))}; choose from {', '.join(ONLY)}")
+    cases = list(filter(None, args.cases.split(","))) or list(STEP_CASES)
+    if set(cases) - set(STEP_CASES):
+        unknown = ", ".join(sorted(set(cases) - set(STEP_CASES)))
+        p.error(f"--cases {args.cases!r} names {unknown}; choose from {', '.join(STEP_CASES)}")
     for flag in ("steps", "images"):
         if getattr(args, flag) < 1:
             p.error(f"--{flag} {getattr(args, flag)} must be a positive integer")
@@ -251,7 +259,7 @@ def main(argv=None) -> int:
             p.error(f"--checkpoint {args.checkpoint} is not a readable trial checkpoint ({type(e).__name__})")
         return 0
     precisions = (False, True) if device.type == "cuda" else (False,)  # bf16 autocast: GPU only
-    for name in STEP_CASES:
+    for name in cases:
         if "naive" in only:
             emit(bench_step(name, device, args.size, False, args.steps, args.warmup))
         if "step" in only:
