@@ -124,3 +124,84 @@ def soflow_times(n, g, time_mean, time_std, now_steps, total_steps, init_ratio, 
     l = t + (s - t) * (init_ratio * ((end_ratio / init_ratio) ** (now_steps / total_steps)))  # 265, 228
     l = torch.min(l, t - 1e-4)  # 266
     return t, l, s
+
+
+# ---------------------------------------------------------------------------------------------- MeanFlow
+# Gsunshine/py-meanflow @ 1f6d72d, meanflow/models/meanflow.py (PyTorch). The net there is called with (t, h = t - r).
+def py_meanflow_loss(u_func, x, e, t, r, norm_p, norm_eps):
+    """MeanFlow.forward_with_loss (36-68) with e and (t, r) given (39-40 draw them); u_func(z, t, r) as 47-49."""
+    t, r = t.view(-1, 1, 1, 1), r.view(-1, 1, 1, 1)  # 41
+    z = (1 - t) * x + t * e  # 43
+    v = e - x  # 44
+    dtdt = torch.ones_like(t)  # 51
+    drdt = torch.zeros_like(r)  # 52
+    u_pred, dudt = torch.func.jvp(u_func, (z, t, r), (v, dtdt, drdt))  # 55 (autocast off: fp64 here)
+    u_tgt = (v - (t - r) * dudt).detach()  # 57
+    loss = (u_pred - u_tgt) ** 2  # 59
+    loss = loss.sum(dim=(1, 2, 3))  # 60
+    adp_wt = (loss.detach() + norm_eps) ** norm_p  # 63
+    loss = loss / adp_wt  # 64
+    loss = loss.mean()  # 66
+    return loss, u_tgt, 1 / adp_wt
+
+
+# --------------------------------------------------------------------------------------------- AlphaFlow
+# snap-research/alphaflow @ b0fef77, src/training/loss.py AlphaFlowLoss (PyTorch). Its tensors are videos
+# [b, t, c, h, w]; these are images [b, c, h, w]. Unconditional, cfg omega 1 and kappa 0 (the base config), so
+# _compute_velocity_cfg (466-501) returns the velocity itself (guided = 1 * v + 0 + 0, no network call).
+def alphaflow_loss(net, x_aug, noise_unscaled, t, t_next, dt, alpha, clamp_utgt, eps):
+    """AlphaFlowLoss.forward (546-593) with the sampled (t, t_next, dt) and noise given; net(x, sigma_next, sigma).
+
+    The batch must hold its dt == 0 rows first, as sample_traj_params (449-464) lays it out (577 concatenates
+    the two branches in that order). Returns (mean loss, mean_velocity, weight).
+    """
+    b = x_aug.shape[0]
+    t, t_next, dt = t.view(b, 1, 1, 1), t_next.view(b, 1, 1, 1), dt.view(b, 1, 1, 1)
+    x_t = (1 - t) * x_aug + t * noise_unscaled  # apply_noise: (1 - sigma) x + sigma n
+    velocity = noise_unscaled - x_aug
+    velocity_cfg = velocity.clone()  # _compute_velocity_cfg with omega 1, kappa 0
+    mask_c = (dt == 0).flatten()
+    mask_d = ~mask_c
+    batch_size_c, batch_size_d = int(mask_c.sum()), int(mask_d.sum())
+    with torch.no_grad():
+        mean_velocity_c = _alphaflow_mean_velocity_c(net, x_t[mask_c], t_next[mask_c], t[mask_c], velocity_cfg[mask_c])
+        mean_velocity_d = _alphaflow_mean_velocity_d(
+            net, x_t[mask_d], velocity_cfg[mask_d], t_next[mask_d], t[mask_d], dt[mask_d], clamp_utgt
+        )
+    mean_velocity = torch.cat([mean_velocity_c, mean_velocity_d], dim=0)
+    pred_mean_velocity = net(x_t, t_next.flatten(), t.flatten())
+    loss_unscaled = ((pred_mean_velocity - mean_velocity) ** 2).flatten(1).mean(1)  # 589
+    weight_c = torch.ones(batch_size_c, dtype=x_aug.dtype)
+    weight_d = torch.ones(batch_size_d, dtype=x_aug.dtype) * alpha
+    weight = torch.cat([weight_c, weight_d], dim=0) / (loss_unscaled.detach() + eps)  # 592
+    loss = weight * loss_unscaled  # 593
+    return loss.mean(), mean_velocity, weight  # the train loop takes the mean
+
+
+def _alphaflow_mean_velocity_c(net, x_t, t_next, t, velocity_cfg):
+    """_compute_mean_velocity_c (503-527): a JVP over (x_t, t_next, t) with tangents (v_cfg, 0, 1)."""
+    t, t_next = t.flatten(), t_next.flatten()
+    mask_mf = ~torch.isclose(t_next, t)
+    batch_size_mf = int(mask_mf.sum())
+    mean_velocity = velocity_cfg.clone()
+    if batch_size_mf == 0:
+        return mean_velocity
+    x_t_mf, t_mf, t_next_mf, velocity_cfg_mf = x_t[mask_mf], t[mask_mf], t_next[mask_mf], velocity_cfg[mask_mf]
+    _, dudt_mf = torch.func.jvp(
+        net, (x_t_mf, t_next_mf, t_mf), (velocity_cfg_mf, torch.zeros_like(t_next_mf), torch.ones_like(t_mf))
+    )
+    mean_velocity[mask_mf] = velocity_cfg_mf - (t_mf - t_next_mf).view(batch_size_mf, 1, 1, 1) * dudt_mf
+    return mean_velocity
+
+
+def _alphaflow_mean_velocity_d(net, x_t, velocity_cfg, t_next, t, dt, clamp_utgt):
+    """_compute_mean_velocity_d (529-544)."""
+    if x_t.shape[0] == 0:
+        return torch.empty((0, *velocity_cfg.shape[1:]), dtype=velocity_cfg.dtype)
+    x_t_minus_dt = x_t - dt * velocity_cfg
+    if torch.isclose(1 - dt / (t - t_next), torch.zeros_like(t)).all():
+        mean_velocity_next = torch.zeros_like(x_t_minus_dt)
+    else:
+        mean_velocity_next = net(x_t_minus_dt, t_next.flatten(), (t - dt).flatten())
+    mean_velocity = (dt * velocity_cfg + (t - dt - t_next) * mean_velocity_next) / (t - t_next)
+    return torch.clip(mean_velocity, min=-clamp_utgt, max=clamp_utgt)  # 542

@@ -262,3 +262,51 @@ def test_modular_warmup_schedule_ramps_then_holds():
     traj = make_traj_params(cfg.ratio_fm, cfg.alpha)
     alphas = [traj(8, k, 101)[1] for k in (0, 25, 50, 75, 100)]
     assert alphas == pytest.approx([0.0, 0.5, 1.0, 1.0, 1.0])
+
+
+# ------------------------------------------------------------------------------------ MeanFlow (py-meanflow)
+def test_meanflow_cifar_agrees_with_the_released_pytorch_loss():
+    """meanflow_cifar's loss settings (pixel sum, p 0.75, eps 1e-3) against py-meanflow's forward_with_loss."""
+    from trainer.config import from_flat
+
+    net = randomized_dit()
+    x0, x1, t, r = data()
+    spec = from_flat({"objective": "meanflow_cifar"}).loss_spec(amp=False)
+    ours, _ = training_loss(net, x0, x1, t, r, torch.tensor(0.0, dtype=torch.float64), continuous=True, spec=spec)
+
+    def u_func(z, t4, r4):  # the released net takes (t, t - r); ours takes (t, r) and embeds t - r itself
+        return net(z, t4.view(-1), r4.view(-1))
+
+    theirs, u_tgt, weight = released.py_meanflow_loss(u_func, x0, x1, t, r, norm_p=0.75, norm_eps=1e-3)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    assert_same_grads(net, ours, theirs)
+    x_t, v = (1 - t[B4]) * x0 + t[B4] * x1, x1 - x0
+    torch.testing.assert_close(call("meanflow", net, x_t, t, r, 0 * t, v), u_tgt, rtol=1e-10, atol=1e-10)
+    rows = spec.rows
+    torch.testing.assert_close(rows.weight(rows.error(net(x_t, t, r), u_tgt)), weight.flatten(), rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------- AlphaFlow
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+def test_alphaflow_agrees_with_the_released_loss(alpha):
+    """`alphaflow`'s settings (clip 4, eps 1e-3, weight alpha on discrete rows) against AlphaFlowLoss.forward."""
+    from trainer.config import from_flat
+
+    net = randomized_dit()
+    x0, x1, t, r = data()
+    x1 = 3 * x1  # large velocities, so the clip at 4 bites on some pixels
+    spec = from_flat({"objective": "alphaflow"}).loss_spec(amp=False)
+    a = torch.tensor(alpha, dtype=torch.float64)
+    ours, _ = training_loss(net, x0, x1, t, r, a, continuous=alpha == 0.0, spec=spec)
+
+    def their_net(x, sigma_next, sigma):  # AlphaFlow's call order: (x, sigma_next=t_next, sigma=t)
+        return net(x, sigma, sigma_next)
+
+    theirs, mean_velocity, weight = released.alphaflow_loss(their_net, x0, x1, t, r, a * (t - r), alpha, 4.0, 1e-3)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    assert_same_grads(net, ours, theirs)
+    x_t, v = (1 - t[B4]) * x0 + t[B4] * x1, x1 - x0
+    tgt = TARGETS["alphaflow"].fn(net, x_t, t, r, a * (t - r), v, "cpu", clamp=4.0)
+    torch.testing.assert_close(tgt, mean_velocity, rtol=1e-10, atol=1e-10)
+    if 0 < alpha < 1:
+        assert bool((mean_velocity.abs() == 4.0).any())  # the clip was exercised
