@@ -31,6 +31,11 @@ def optuna_holds(searcher, trial_id: str) -> bool:
     return trial_id in private(searcher, "_ot_trials")
 
 
+def optuna_trial(searcher, trial_id: str):
+    """The Optuna trial Ray's OptunaSearch holds for ``trial_id``, or None (``_ot_trials``, as ``optuna_holds``)."""
+    return private(searcher, "_ot_trials").get(trial_id)
+
+
 def seed_group(repeater, trial_id: str):
     """The Repeater's group of ``trial_id`` (``count()``, ``report()``, ``finished_reporting()``, ``scores()``,
     ``primary_trial_id``), or None for a trial it never saw: Repeater keeps them in ``_trial_id_to_group``."""

@@ -8,6 +8,7 @@ tested against the installed releases.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
@@ -16,7 +17,7 @@ from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep import signals
-from sweep.adapters import optuna_holds, seed_group
+from sweep.adapters import optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
 
@@ -26,7 +27,7 @@ COST = "gpu_seconds"  # the second objective of --objectives fid,cost
 
 
 class FinalOnlyOptunaSearch(OptunaSearch):
-    """OptunaSearch told only final results.
+    """OptunaSearch told final results as values and intermediate FIDs as intermediate values.
 
     Why not the stock searcher with one metric name for every FID report (tried for
     the "one place per idea" issue): its on_trial_result reads ``result[metric]``
@@ -34,21 +35,34 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     (never a fake one), and its on_trial_complete raises on a trial id a restored
     searcher does not know (tests/sweep/test_sweep.py shows both).
 
-    Intermediate reports carry ``intermediate_fid`` (for ASHA), not ``final_fid``;
-    the stock searcher indexes every result by its metric and would fail on them,
-    and a resumed sweep can replay results of trials Optuna already closed.
-    Early stopping is ASHA's job, so Optuna needs no intermediate values: each
-    trial's final value arrives through ``on_trial_complete``.
+    Intermediate reports carry ``intermediate_fid`` (for ASHA) at ``step``: each
+    reaches the Optuna trial as ``report(value, step)``. A trial ASHA stops ends
+    PRUNED with those values, and TPE ranks pruned trials by how far they got,
+    then by what they scored there (Optuna's ``_get_pruned_trial_score``); without
+    them a stopped trial would rank last, whatever it scored. Multi-objective
+    studies take no intermediate values (Optuna has none for them). A result for
+    a trial Optuna already closed (replayed after a resume) is dropped.
     """
 
     def on_trial_result(self, trial_id: str, result: dict):
-        return None
+        value, step = result.get(EARLY_METRIC), result.get("step")
+        trial = optuna_trial(self, trial_id)
+        if trial is None or isinstance(self.metric, list) or not _finite(value) or not isinstance(step, int):
+            return None
+        try:
+            trial.report(float(value), step)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return None
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if result and result.get("status") in FAILED:  # the trial's own failure, reported as data
             result, error = None, True
         if optuna_holds(self, trial_id):  # unknown after some restores: nothing to tell
             super().on_trial_complete(trial_id, result, error)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class SeedGroups(Repeater):

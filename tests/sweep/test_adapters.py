@@ -10,7 +10,7 @@ from ray import tune
 from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
-from sweep.adapters import ReleaseChanged, optuna_holds, private, run_config_of, seed_group
+from sweep.adapters import ReleaseChanged, optuna_holds, optuna_trial, private, run_config_of, seed_group
 
 
 def searcher():
@@ -22,6 +22,7 @@ def test_optuna_search_holds_its_trials_by_tune_id():
     s = searcher()
     s.suggest("t1")
     assert optuna_holds(s, "t1") and not optuna_holds(s, "t2")
+    assert isinstance(optuna_trial(s, "t1"), optuna.trial.Trial) and optuna_trial(s, "t2") is None
 
 
 def test_a_repeater_groups_trials_and_its_groups_have_what_seed_groups_reads():

@@ -253,3 +253,38 @@ def test_the_stock_optuna_searcher_cannot_take_status_results_so_ours_filters_th
     ours.on_trial_complete("t1", failed)  # told FAIL, never a fake FID
     (trial,) = ours._ot_study.trials
     assert trial.state.name == "FAIL"
+
+
+def test_intermediate_fids_reach_optuna_so_a_stopped_trial_is_ranked_by_them():
+    """A trial ASHA stops ends PRUNED with its intermediate FIDs at their steps; TPE then ranks it by how far it
+    got and what it scored. A failure is still FAIL with no value, and a multi-objective study takes none."""
+    import optuna
+    from optuna.samplers._tpe.sampler import _get_pruned_trial_score
+
+    from sweep.search import FinalOnlyOptunaSearch
+
+    def searcher(metric="fid", mode="min"):
+        s = FinalOnlyOptunaSearch(space={"x": optuna.distributions.FloatDistribution(0, 1)}, metric=metric, mode=mode)
+        for tid in ("far", "near", "failed"):
+            s.suggest(tid)
+        return s
+
+    s = searcher()
+    for step, fid in ((100, 9.0), (200, 5.0)):
+        s.on_trial_result("far", {"intermediate_fid": fid, "step": step, "training_iteration": step // 100})
+    s.on_trial_result("near", {"intermediate_fid": 2.0, "step": 100, "training_iteration": 1})
+    s.on_trial_result("near", {"intermediate_fid": float("nan"), "step": 150, "training_iteration": 2})  # dropped
+    s.on_trial_result("failed", {"status": "diverged", "error": "loss became nan at step 3"})
+    s.on_trial_complete("far", {"intermediate_fid": 5.0, "step": 200})  # stopped by ASHA: no final FID
+    s.on_trial_complete("near", {"intermediate_fid": 2.0, "step": 100})
+    s.on_trial_complete("failed", {"status": "diverged"})
+    s.on_trial_result("far", {"intermediate_fid": 1.0, "step": 300})  # replayed after a resume: Optuna closed it
+    far, near, failed = s._ot_study.trials
+    assert (far.state.name, far.intermediate_values) == ("PRUNED", {100: 9.0, 200: 5.0})
+    assert (near.state.name, near.intermediate_values) == ("PRUNED", {100: 2.0})
+    assert failed.state.name == "FAIL" and failed.intermediate_values == {} and failed.value is None
+    # TPE's order of pruned trials: the one that got further first, whatever the other scored earlier
+    assert _get_pruned_trial_score(far, s._ot_study) < _get_pruned_trial_score(near, s._ot_study)
+    multi = searcher(metric=["fid", "gpu_seconds"], mode=["min", "min"])
+    multi.on_trial_result("far", {"intermediate_fid": 3.0, "step": 100})
+    assert multi._ot_study.trials[0].intermediate_values == {}
