@@ -46,3 +46,19 @@ def run_config_of(tuner):
     """The run settings a Tuner will fit with: Tuner.restore takes no RunConfig, so a resumed driver replaces
     the pickled callbacks through the Tuner's internal ``_local_tuner.get_run_config()``."""
     return private(private(tuner, "_local_tuner"), "get_run_config")()
+
+
+def tune_config_of(tuner):
+    """The TuneConfig a Tuner will fit with (``_local_tuner._tune_config``): a restored Tuner unpickles the first
+    driver's scheduler with the rungs it had at the start (none); a resumed driver replaces it there."""
+    return private(private(tuner, "_local_tuner"), "_tune_config")
+
+
+def asha_brackets(scheduler) -> list:
+    """ASHA's brackets (``_brackets``), each with ``_rungs``: [(milestone, {trial id: recorded value}), ...]."""
+    return [private(bracket, "_rungs") for bracket in private(scheduler, "_brackets")]
+
+
+def asha_trial_brackets(scheduler) -> dict:
+    """ASHA's map from trial id to its bracket (``_trial_info``), filled by ``on_trial_add``."""
+    return private(scheduler, "_trial_info")

@@ -15,7 +15,8 @@ from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
 from sweep.ranking import rank
 from sweep.tables import SweepTable
-from sweep.search import close_orphans, make_scheduler, make_searcher
+from sweep.adapters import tune_config_of
+from sweep.search import RUNGS, close_orphans, make_scheduler, make_searcher
 from sweep.study import study_storage
 from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with_callbacks
 from trainer.runtime import atomic_write_json
@@ -61,12 +62,17 @@ def search(args, folder: Path, space, preset: str, configs: Configs, settings: d
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
         with_callbacks(tuner, callbacks)
+        # Ray restores no scheduler state: ASHA continues from the rungs it wrote
+        scheduler = make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS, resume=True)
+        if getattr(scheduler, "skipped", 0):
+            print(f"warning: {scheduler.skipped} damaged lines of {folder / RUNGS} skipped", flush=True)
+        tune_config_of(tuner).scheduler = scheduler
     else:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
-                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space),
+                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS),
                 num_samples=total,
                 reuse_actors=True,
             ),

@@ -8,7 +8,9 @@ tested against the installed releases.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from pathlib import Path
 
 import optuna
@@ -17,13 +19,14 @@ from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep import signals
-from sweep.adapters import optuna_holds, optuna_trial, seed_group
+from sweep.adapters import asha_brackets, asha_trial_brackets, optuna_holds, optuna_trial, private, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
 COST = "gpu_seconds"  # the second objective of --objectives fid,cost
+RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 
 class FinalOnlyOptunaSearch(OptunaSearch):
@@ -168,27 +171,97 @@ class Interruptible(ConcurrencyLimiter):
 
 
 class BaselineSafeASHA(ASHAScheduler):
-    """ASHA that never stops a known baseline: the leaderboard's reference must finish."""
+    """ASHA that never stops a known baseline (the leaderboard's reference must finish), with rungs that outlive
+    the driver.
 
-    def __init__(self, space, **kwargs):
+    Ray saves no scheduler state with an experiment: a restored Tuner starts ASHA with empty rungs, which
+    then stops fewer trials after a resume. Every value ASHA records in a rung is appended to ``rungs_path``
+    (one JSON line: bracket, milestone, trial, value) as it is recorded, and a resumed driver's scheduler
+    starts from that file. A line that is not a complete record (a driver killed mid-write) is skipped.
+    """
+
+    def __init__(self, space, rungs_path: Path | None = None, resume: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.space = space
+        self.space, self.rungs_path, self.logged = space, rungs_path, set()
+        self.skipped = 0  # damaged lines of the rungs file
+        if rungs_path is not None and resume:
+            self._load()
+        elif rungs_path is not None and rungs_path.exists():
+            rungs_path.unlink()  # a fresh start owns its file
 
     def on_trial_result(self, tune_controller, trial, result):
+        self._place(trial.trial_id)
         decision = super().on_trial_result(tune_controller, trial, result)  # keeps ASHA's rung bookkeeping
+        self._log(trial.trial_id)
         if self.space.baseline_of(trial.config) is not None:
             return self.CONTINUE
         return decision
 
+    def on_trial_complete(self, tune_controller, trial, result):
+        self._place(trial.trial_id)
+        super().on_trial_complete(tune_controller, trial, result)
+        self._log(trial.trial_id)
 
-def make_scheduler(kind: str, cfg, space):
-    """FIFO, or ASHA on intermediate FIDs at ``cfg``'s evaluation steps (``cfg``: the sweep's base TrainConfig)."""
+    def on_trial_remove(self, tune_controller, trial):
+        asha_trial_brackets(self).pop(trial.trial_id, None)
+
+    def _place(self, trial_id: str) -> None:
+        """A trial the scheduler never saw added (restored) goes to the bracket that recorded it, else the first."""
+        placed = asha_trial_brackets(self)
+        if trial_id not in placed:
+            brackets = private(self, "_brackets")
+            known = [b for b, rungs in zip(brackets, asha_brackets(self)) if any(trial_id in rec for _, rec in rungs)]
+            placed[trial_id] = (known or brackets)[0]
+
+    def _log(self, trial_id: str) -> None:
+        if self.rungs_path is None:
+            return
+        lines = []
+        for b, rungs in enumerate(asha_brackets(self)):
+            for milestone, recorded in rungs:
+                key = (b, milestone, trial_id)
+                if trial_id in recorded and key not in self.logged:
+                    self.logged.add(key)
+                    record = {"bracket": b, "milestone": milestone, "trial": trial_id, "value": recorded[trial_id]}
+                    lines.append(json.dumps(record) + "\n")
+        if lines:
+            with open(self.rungs_path, "a") as f:
+                f.writelines(lines)
+                f.flush()
+                os.fsync(f.fileno())
+
+    def _load(self) -> None:
+        if not self.rungs_path.is_file():
+            return
+        brackets = asha_brackets(self)
+        for line in self.rungs_path.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec["bracket"], int) or rec["bracket"] < 0:
+                    raise ValueError(rec["bracket"])
+                rung = dict(brackets[rec["bracket"]])[rec["milestone"]]
+                value = float(rec["value"])
+                trial_id = str(rec["trial"])
+            except (ValueError, KeyError, IndexError, TypeError):
+                self.skipped += 1
+                continue
+            rung[trial_id] = value
+            self.logged.add((rec["bracket"], rec["milestone"], trial_id))
+
+
+def make_scheduler(kind: str, cfg, space, rungs_path: Path | None = None, resume: bool = False):
+    """FIFO, or ASHA on intermediate FIDs at ``cfg``'s evaluation steps (``cfg``: the sweep's base TrainConfig).
+
+    With ``rungs_path`` ASHA writes its rungs there, and with ``resume`` it starts from what is written.
+    """
     if kind == "none":
         return FIFOScheduler()
     if not cfg.eval_every:
         raise ValueError("--scheduler asha needs intermediate FIDs, but this preset has eval_every = 0")
     return BaselineSafeASHA(
         space,
+        rungs_path,
+        resume,
         time_attr="step",
         metric=EARLY_METRIC,
         mode="min",

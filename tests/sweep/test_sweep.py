@@ -288,3 +288,43 @@ def test_intermediate_fids_reach_optuna_so_a_stopped_trial_is_ranked_by_them():
     multi = searcher(metric=["fid", "gpu_seconds"], mode=["min", "min"])
     multi.on_trial_result("far", {"intermediate_fid": 3.0, "step": 100})
     assert multi._ot_study.trials[0].intermediate_values == {}
+
+
+def test_asha_rungs_survive_a_driver_restart(tmp_path):
+    """Stops after a restart equal an uninterrupted ASHA's on the same results; a scheduler that starts empty
+    (what a restored Tuner gets from Ray) stops fewer. A damaged line of the rungs file is skipped, not fatal."""
+    from types import SimpleNamespace
+
+    from search_spaces import SPACES
+    from sweep.search import RUNGS, make_scheduler
+    from trainer.config import TrainConfig
+
+    cfg = TrainConfig(preset="smoke", steps=40, eval_every=10)
+    space = SPACES["alpha_schedules"]
+    trials = [SimpleNamespace(trial_id=f"t{i}", config={"objective": "splitmeanflow", "i": i}) for i in range(8)]
+    fids = [[5.0, 4.0, 3.0], [6.0, 5.5, 5.0], [4.0, 3.0, 2.0], [7.0, 6.5, 6.0]]  # before the restart
+    fids += [[9.0, 8.0, 7.0], [4.5, 3.5, 2.5], [5.5, 4.5, 3.5], [8.0, 7.5, 7.0]]  # after: t4 is poor from the start
+
+    def run(scheduler, chosen):
+        stopped = []
+        for trial in chosen:
+            scheduler.on_trial_add(None, trial)
+            for step, fid in zip((10, 20, 30), fids[int(trial.trial_id[1:])]):
+                if scheduler.on_trial_result(None, trial, {"step": step, "intermediate_fid": fid}) == "STOP":
+                    stopped.append(trial.trial_id)
+                    break
+            scheduler.on_trial_complete(None, trial, {"step": 40})
+        return stopped
+
+    whole = run(make_scheduler("asha", cfg, space), trials)
+    path = tmp_path / RUNGS
+    first = run(make_scheduler("asha", cfg, space, path), trials[:4])
+    with open(path, "a") as f:
+        f.write('{"bracket": 0, "milestone": 10, "tri')  # the driver died mid-write
+    resumed = make_scheduler("asha", cfg, space, path, resume=True)
+    assert resumed.skipped == 1
+    assert first + run(resumed, trials[4:]) == whole and whole  # ASHA stopped some, the same ones
+    fresh = first + run(make_scheduler("asha", cfg, space), trials[4:])
+    assert len(fresh) < len(whole)  # empty rungs after the restart: fewer stops
+    again = make_scheduler("asha", cfg, space, path)  # a new sweep of the same name starts its own file
+    assert not path.exists() and again.skipped == 0
