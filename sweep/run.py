@@ -27,6 +27,7 @@ from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_d
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
+COMPILE_CACHE = "compile-cache"  # <results-dir>/compile-cache: the compiled graphs every trial of every sweep shares
 SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage", "mlflow")
 # sweep.json written before these keys existed
 OLD_SWEEP_SETTINGS = {
@@ -150,6 +151,8 @@ def check_args(args: argparse.Namespace) -> Path:
         raise UsageError(f"--seed {args.seed} must be an integer in [0, {SEED_MAX}]")
     if args.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", args.name):
         raise UsageError(f"--name {args.name!r} may hold only letters, digits, '.', '_' and '-'")
+    if args.name == COMPILE_CACHE:
+        raise UsageError(f"--name {COMPILE_CACHE} is the results folder's compile cache; choose another name")
     if args.resume and not args.name:
         raise UsageError(f"--resume{' auto' if args.resume == 'auto' else ''} needs --name, the sweep to continue")
     results = Path(args.results_dir).absolute()
@@ -242,6 +245,8 @@ def base_config(args: argparse.Namespace, preset: str) -> dict:
         base["steps"] = args.steps
     if args.fid_cache:
         base["fid_cache"] = str(Path(args.fid_cache).expanduser().absolute())
+    # compiled graphs kept for every trial of the sweep, on the results folder every node shares
+    base["compile_cache"] = str(Path(args.results_dir).expanduser().absolute() / COMPILE_CACHE)
     try:
         base.update(parse_sets(args.set))
     except ValueError as e:

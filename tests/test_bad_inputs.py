@@ -147,6 +147,7 @@ CASES = [
     ),
     ("sweep.confirm", ["--results-dir", R, "--name", "bad-plan"], "bad-plan/confirm.json is damaged"),
     # --- python -m sweep.run ---
+    ("sweep.run", ["--results-dir", R, "--name", "compile-cache"], "--name compile-cache is the results folder's"),
     ("sweep.run", ["--results-dir", R, "--set", "lr=abc"], "lr='abc' must be a number"),
     ("sweep.run", ["--results-dir", R, "--set", "steps=1.5"], "steps=1.5 must be an integer"),
     ("sweep.run", ["--results-dir", R, "--seed", "99999999999999999999999"], "--seed 99999999999999999999999 must be"),

@@ -6,9 +6,11 @@
 
 Measures: the training step per objective (naive: target from the plain target
 function, then a second forward, fp32 eager; fast: fused target, compiled
-whole, in fp32 and, on a GPU, also under bf16 autocast), with time to first step (compilation included) and peak
-memory; 10-step Euler sampling images/s; clean-fid resize and feature
-images/s. Timings are real measurements of this machine: nothing is assumed.
+whole, in fp32 and, on a GPU, also under bf16 autocast), with time to first
+step (compilation included; compiled: cold, from an empty inductor cache, and
+warm, that graph already in the on-disk caches) and peak memory; 10-step Euler
+sampling images/s; clean-fid resize and feature images/s. Timings are real
+measurements of this machine: nothing is assumed.
 """
 
 from __future__ import annotations
@@ -59,9 +61,8 @@ def naive_loss(net, x0, x1, t, t_next, alpha, *, continuous, spec):
     return (err / (err.detach() + spec.adaptive_eps)).mean(), err.detach()
 
 
-def bench_step(
-    name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False, amp: bool = False
-) -> dict:
+def _stepper(name, device, size, fast: bool, compile_: bool, amp: bool):
+    """(config, target record, one(): a training step of case ``name``), built as the trainer builds them."""
     import copy
 
     from trainer.config import from_flat
@@ -99,6 +100,14 @@ def bench_step(
         opt.step()
         return loss
 
+    return cfg, rec_t, one
+
+
+def bench_step(
+    name, device, size, fast: bool, steps: int, warmup: int, compile_: bool = False, amp: bool = False
+) -> dict:
+    cfg, rec_t, one = _stepper(name, device, size, fast, compile_, amp)
+    amp = fast and amp
     rec = {
         "what": "train_step",
         "objective": name,
@@ -106,7 +115,7 @@ def bench_step(
         "jvp": rec_t.jvp,
         "variant": "fast" if fast else "naive",
         "size": size,
-        "batch": batch,
+        "batch": cfg.batch_size,
         "device": str(device),
         "compiled": fast and compile_,
         "bf16": amp,
@@ -128,7 +137,23 @@ def bench_step(
     rec["loss_finite"] = bool(torch.isfinite(loss).item())
     if device.type == "cuda":
         rec["peak_mem_GiB"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    if fast and compile_:
+        rec["first_step_warm_s"] = first_step_warm(name, device, size, amp)
     return rec
+
+
+def first_step_warm(name, device, size, amp: bool) -> float:
+    """Seconds to the first compiled step with the compile state of a new process (dynamo and inductor's
+    in-memory caches cleared) but this graph in the on-disk caches: what a later trial on the node pays."""
+    from torch._inductor.utils import clear_caches
+
+    torch._dynamo.reset()
+    clear_caches()
+    _, _, one = _stepper(name, device, size, True, True, amp)
+    start = time.perf_counter()
+    one()
+    _sync(device)
+    return round(time.perf_counter() - start, 2)
 
 
 def bench_sampler(device, size, compile_: bool, amp: bool) -> dict:
@@ -245,6 +270,10 @@ def main(argv=None) -> int:
             "cpus": os.cpu_count(),
         }
     )
+    if compile_:  # an empty inductor cache: first_step_s is a cold start, first_step_warm_s a warm one
+        import tempfile
+
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench-inductor-")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True

@@ -77,7 +77,17 @@ HASH_NEUTRAL = {
 TARGET_REVISIONS = {"splitmeanflow": 2, "shortcut": 2, "imf": 3}
 # Keys that say where, how fast or with which seed a config runs, or what else is
 # measured: not part of what a config *is*.
-NOT_HASHED = ("out_dir", "checkpoint_dir", "checkpoint_every", "data_dir", "fid_cache", "device", "seed", "fid_nfe")
+NOT_HASHED = (
+    "out_dir",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "data_dir",
+    "fid_cache",
+    "compile_cache",
+    "device",
+    "seed",
+    "fid_nfe",
+)
 
 # The research protocol: 10,000 steps at batch 128 of the ~40M SmallDiT on
 # CIFAR-10, scored by clean-fid on 50k samples of a 10-step Euler sampler.
@@ -170,6 +180,7 @@ class TrainConfig:
     # --- execution ---
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     compile: bool = FROM_PRESET  # torch.compile the training step and the sampler (GPU)
+    compile_cache: str = ""  # root of the compile caches kept across trials ('' = env or default; compile_cache.py)
     amp: bool = False  # bf16 autocast on GPU (never on CPU); off as in the MeanFlow port until bench --precision-check
     out_dir: str = ""  # where result.json and samples.png go; '' writes nothing
     checkpoint_every: int = 0  # steps between checkpoints; 0 disables

@@ -60,6 +60,8 @@ FIELDS = {
     "fid_nfe": "ours: none beyond the protocol's; MeanFlow's point is 1- and 2-step generation (--set fid_nfe=1,2)",
     "device": "ours: CUDA when visible",
     "compile": "ours: torch.compile on GPU (speed only; compiled and eager agree in tests); smoke: off",
+    "compile_cache": "ours: $MEANFLOW_COMPILE_CACHE or ~/.cache/meanflow-sweep/compile (a sweep: <results-dir>/"
+    "compile-cache), one folder per node; /tmp, torch's default, does not outlive a batch job",
     "amp": f"{PY_MF} meanflow.py and eval_loop.py run the JVP and sampling with autocast off; bf16 stays opt-in "
     "until `python -m trainer.bench --precision-check` is measured on a GPU",
     "out_dir": "ours",

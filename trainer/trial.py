@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+from trainer.compile_cache import CompileCache, cache_root, graph_key
 from trainer.config import PROTOCOL_VERSION, TrainConfig, from_flat
 from trainer.data import DeviceImages, load_images
 from trainer.fid import FidScorer
@@ -86,6 +88,11 @@ class Trial:
         self.sampler_net = torch.compile(self.ema) if cfg.compile and self.device.type == "cuda" else self.ema
         # Teacher targets compute with an EMA of the online weights (math attention: it takes JVPs).
         self.teacher = copy.deepcopy(self.net).requires_grad_(False) if TARGETS[cfg.target].teacher else None
+        self.compile_cache = None
+        if cfg.compile:  # compiled graphs kept on the node and handed between nodes (trainer/compile_cache.py)
+            self.compile_cache = CompileCache(cache_root(cfg.compile_cache), graph_key(cfg, device_name(self.device)))
+            if self.compile_cache.warning:
+                print(f"warning: {self.compile_cache.warning}", file=sys.stderr, flush=True)
         self.loss_fn = make_loss_fn(self.net, cfg.loss_spec(self.amp), compile=cfg.compile, teacher=self.teacher)
         self.time_spec = cfg.time_spec()
         traj = make_traj_params(cfg.ratio_fm, cfg.alpha)
@@ -143,6 +150,8 @@ class Trial:
         self.run_training()
         main = self.score(cfg.fid_samples)
         extra = {k: main if k == cfg.sample_steps else self.score(cfg.fid_samples, k) for k in cfg.fid_nfe}
+        if self.compile_cache is not None:
+            self.compile_cache.save()  # every graph of the trial is compiled by now
         return self.finish(main, extra, train_s=self.spent["train"], eval_s=self.spent["eval"])
 
     def run_training(self) -> None:
