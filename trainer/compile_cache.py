@@ -66,17 +66,27 @@ class CompileCache:
     def _load(self) -> bool:
         if not self.mega.is_file():
             return False
+        import logging
+
         import torch
 
+        quiet = logging.getLogger("torch.compiler._cache")  # it logs a traceback for a damaged file
+        level, quiet.level = quiet.level, logging.ERROR
         try:
-            return torch.compiler.load_cache_artifacts(self.mega.read_bytes()) is not None
+            loaded = torch.compiler.load_cache_artifacts(self.mega.read_bytes()) is not None
+            problem = "" if loaded else "unreadable"
         except Exception as e:  # a damaged or foreign file is a cache miss, never a failed trial
-            self.warning = f"compile artifacts {self.mega} not loaded ({type(e).__name__}); compiling from scratch"
-            return False
+            loaded, problem = False, type(e).__name__
+        finally:
+            quiet.setLevel(level)
+        if problem:
+            self.warning = f"compile artifacts {self.mega} not loaded ({problem}); compiling from scratch"
+        return loaded
 
     def save(self) -> None:
-        """Writes the artifacts this process compiled, if this key has none yet (the first trial of a graph)."""
-        if self.mega.is_file() or self.warning:
+        """Writes the artifacts this process compiled, if this key has none usable yet (the first trial of a
+        graph, or the first after a damaged file)."""
+        if self.mega.is_file() and self.loaded or "not usable" in self.warning:
             return
         import torch
 
