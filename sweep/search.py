@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 
 import optuna
@@ -53,7 +54,9 @@ class FinalOnlyOptunaSearch(OptunaSearch):
         if trial is None or isinstance(self.metric, list) or not _finite(value) or not isinstance(step, int):
             return None
         try:
-            trial.report(float(value), step)
+            with warnings.catch_warnings():  # a resumed trial sends its last result again: Optuna ignores it
+                warnings.simplefilter("ignore")
+                trial.report(float(value), step)
         except optuna.exceptions.UpdateFinishedTrialError:
             return None
 

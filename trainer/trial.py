@@ -158,6 +158,10 @@ class Trial:
         """The training steps from the current one (0, or a checkpoint's) to the last, with the evaluations and
         checkpoints on the way."""
         cfg = self.cfg
+        if self.step and self.intermediate and self.report:
+            # The checkpoint is saved before its report is sent: a driver that died in between never saw the
+            # last intermediate result. Sent again, it completes the history (a result seen twice changes nothing).
+            self.report(dict(self.intermediate[-1]))
         start = t_last = time.perf_counter()
         k_last, train0, eval0 = self.step, self.spent["train"], self.spent["eval"]
         for k in range(self.step, cfg.steps):
