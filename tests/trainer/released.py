@@ -205,3 +205,20 @@ def _alphaflow_mean_velocity_d(net, x_t, velocity_cfg, t_next, t, dt, clamp_utgt
         mean_velocity_next = net(x_t_minus_dt, t_next.flatten(), (t - dt).flatten())
     mean_velocity = (dt * velocity_cfg + (t - dt - t_next) * mean_velocity_next) / (t - t_next)
     return torch.clip(mean_velocity, min=-clamp_utgt, max=clamp_utgt)  # 542
+
+
+# ---------------------------------------------------------------------------------------------- Shortcut
+# kvfrans/shortcut-models @ 6010043, targets_shortcut.py (JAX). Its time runs the other way (t = 0 noise, t = 1
+# data), its model takes (x, t, dt_base) with step size 2^-dt_base and predicts the velocity towards the data.
+def shortcut_bootstrap_target(call_model_fn, x_t, t, dt_base):
+    """get_targets' bootstrap targets (42-47 without guidance, 71), for rows whose step is 2^-dt_base."""
+    dt = 1 / (2 ** (dt_base))  # 23
+    dt_base_bootstrap = dt_base + 1  # 24
+    dt_bootstrap = dt / 2  # 25
+    v_b1 = call_model_fn(x_t, t, dt_base_bootstrap)  # 42
+    t2 = t + dt_bootstrap  # 43
+    x_t2 = x_t + dt_bootstrap[:, None, None, None] * v_b1  # 44
+    x_t2 = torch.clip(x_t2, -4, 4)  # 45
+    v_b2 = call_model_fn(x_t2, t2, dt_base_bootstrap)  # 46
+    v_target = (v_b1 + v_b2) / 2  # 47
+    return torch.clip(v_target, -4, 4)  # 71

@@ -310,3 +310,28 @@ def test_alphaflow_agrees_with_the_released_loss(alpha):
     torch.testing.assert_close(tgt, mean_velocity, rtol=1e-10, atol=1e-10)
     if 0 < alpha < 1:
         assert bool((mean_velocity.abs() == 4.0).any())  # the clip was exercised
+
+
+# ----------------------------------------------------------------------------------------- Shortcut
+def test_shortcut_agrees_with_the_released_bootstrap_target():
+    """targets_shortcut.py's two clipped half steps from the same state, in its time (s = 1 - t) and velocity
+    (towards the data: -u) conventions, equal `shortcut`'s target with clip 4."""
+    net = randomized_dit()
+    with torch.no_grad():  # velocities of a few units: both clips at 4 bite
+        net.final.out.weight.mul_(30.0)
+        net.final.out.bias.mul_(30.0)
+    g = torch.Generator().manual_seed(2)
+    n = 6
+    dt_base = torch.tensor([0, 1, 2, 3, 4, 5], dtype=torch.float64)  # steps 1 .. 1/32
+    cells = 2**dt_base
+    s = torch.floor(torch.rand(n, generator=g, dtype=torch.float64) * cells) / cells  # their t, on the step's grid
+    x_t = 3 * torch.randn(n, 3, 32, 32, generator=g, dtype=torch.float64)
+    t, r = 1 - s, 1 - s - 1 / cells  # ours: from t to r = t - step
+
+    def call_model_fn(x, s_, dt_base_):  # their model: velocity towards the data over a step of 2^-dt_base
+        return -net(x, 1 - s_, 1 - s_ - 1 / 2**dt_base_)
+
+    theirs = -released.shortcut_bootstrap_target(call_model_fn, x_t, s, dt_base)
+    ours = TARGETS["shortcut"].fn(net, x_t, t, r, 0 * t, torch.zeros_like(x_t), "cpu", clamp=4.0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    assert bool((ours.abs() == 4.0).any())  # the target's clip was exercised
