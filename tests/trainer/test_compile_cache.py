@@ -30,13 +30,12 @@ def run_trial(cache) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_a_second_trial_finds_the_first_ones_graphs_on_the_node_and_a_new_node_gets_them_handed(tmp_path):
+def test_a_trial_keeps_its_graphs_on_the_node_and_a_new_node_gets_them_handed(tmp_path):
     cache = tmp_path / "cc"
     first = run_trial(cache)
     node = cache / socket.gethostname() / "inductor"
     assert first["misses"] > 0 and any(node.rglob("*")), first  # compiled, and kept on the node
     (mega,) = (cache / "mega").glob("*.bin")  # the trial's artifacts, for other nodes
-    assert run_trial(cache)["hits"] > 0  # a later trial on the node: graphs from the disk cache
     subprocess.run(["rm", "-rf", str(cache / socket.gethostname())], check=True)  # a new node: nothing local
     handed = run_trial(cache)
     assert handed["hits"] > 0 and handed["misses"] == 0, handed  # every graph came with the artifacts
