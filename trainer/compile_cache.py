@@ -30,11 +30,9 @@ ENV_VAR = "MEANFLOW_COMPILE_CACHE"
 
 
 def cache_root(arg: str | os.PathLike | None = None) -> Path:
-    if arg:
-        return Path(arg).expanduser().absolute()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser().absolute()
-    return Path.home() / ".cache" / "meanflow-sweep" / "compile"
+    from trainer.runtime import user_folder
+
+    return user_folder(arg, ENV_VAR, "compile")
 
 
 def graph_key(cfg, device_name: str) -> str:

@@ -15,7 +15,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from trainer.runtime import offline, publish, removed_if_left_empty
+from trainer.runtime import offline, publish, removed_if_left_empty, user_folder
 
 ENV_VAR = "MEANFLOW_FID_CACHE"
 INCEPTION_FILE = "inception-2015-12-05.pt"  # clean-fid's torchscript Inception-v3
@@ -27,11 +27,7 @@ class FidCacheMissing(RuntimeError):
 
 
 def cache_dir(arg: str | os.PathLike | None = None) -> Path:
-    if arg:
-        return Path(arg).expanduser().absolute()
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser().absolute()
-    return Path.home() / ".cache" / "meanflow-sweep" / "fid"
+    return user_folder(arg, ENV_VAR, "fid")
 
 
 def require(folder: Path, name: str) -> Path:

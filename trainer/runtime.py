@@ -16,6 +16,12 @@ import torch
 OFFLINE_ENV = "MEANFLOW_OFFLINE"  # set to 1: never download (clusters, air-gapped machines, tests)
 
 
+def user_folder(arg: str | os.PathLike | None, env_var: str, default: str) -> Path:
+    """``arg``, else ``$env_var``, else ``~/.cache/meanflow-sweep/<default>``: an absolute folder."""
+    chosen = arg or os.environ.get(env_var)
+    return Path(chosen).expanduser().absolute() if chosen else Path.home() / ".cache" / "meanflow-sweep" / default
+
+
 def offline() -> bool:
     """Whether MEANFLOW_OFFLINE forbids downloads (of CIFAR-10 and of the FID cache alike)."""
     return os.environ.get(OFFLINE_ENV, "") in ("1", "true", "yes")
