@@ -55,8 +55,13 @@ def tune_config_of(tuner):
 
 
 def asha_brackets(scheduler) -> list:
-    """ASHA's brackets (``_brackets``), each with ``_rungs``: [(milestone, {trial id: recorded value}), ...]."""
-    return [private(bracket, "_rungs") for bracket in private(scheduler, "_brackets")]
+    """ASHA's brackets (``_brackets``): the objects ``_trial_info`` maps trials to."""
+    return private(scheduler, "_brackets")
+
+
+def asha_rungs(scheduler) -> list:
+    """Each bracket's ``_rungs``: [(milestone, {trial id: recorded value}), ...]."""
+    return [private(bracket, "_rungs") for bracket in asha_brackets(scheduler)]
 
 
 def asha_trial_brackets(scheduler) -> dict:

@@ -20,7 +20,7 @@ from ray.tune.search import ConcurrencyLimiter, Repeater
 from ray.tune.search.optuna import OptunaSearch
 
 from sweep import signals
-from sweep.adapters import asha_brackets, asha_trial_brackets, optuna_holds, optuna_trial, private, seed_group
+from sweep.adapters import asha_brackets, asha_rungs, asha_trial_brackets, optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
 
@@ -212,15 +212,15 @@ class BaselineSafeASHA(ASHAScheduler):
         """A trial the scheduler never saw added (restored) goes to the bracket that recorded it, else the first."""
         placed = asha_trial_brackets(self)
         if trial_id not in placed:
-            brackets = private(self, "_brackets")
-            known = [b for b, rungs in zip(brackets, asha_brackets(self)) if any(trial_id in rec for _, rec in rungs)]
+            brackets = asha_brackets(self)
+            known = [b for b, rungs in zip(brackets, asha_rungs(self)) if any(trial_id in rec for _, rec in rungs)]
             placed[trial_id] = (known or brackets)[0]
 
     def _log(self, trial_id: str) -> None:
         if self.rungs_path is None:
             return
         lines = []
-        for b, rungs in enumerate(asha_brackets(self)):
+        for b, rungs in enumerate(asha_rungs(self)):
             for milestone, recorded in rungs:
                 key = (b, milestone, trial_id)
                 if trial_id in recorded and key not in self.logged:
@@ -236,7 +236,7 @@ class BaselineSafeASHA(ASHAScheduler):
     def _load(self) -> None:
         if not self.rungs_path.is_file():
             return
-        brackets = asha_brackets(self)
+        brackets = asha_rungs(self)
         for line in self.rungs_path.read_text(errors="replace").splitlines():
             try:
                 rec = json.loads(line)

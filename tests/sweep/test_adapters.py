@@ -10,7 +10,17 @@ from ray import tune
 from ray.tune.search import Repeater
 from ray.tune.search.optuna import OptunaSearch
 
-from sweep.adapters import ReleaseChanged, optuna_holds, optuna_trial, private, run_config_of, seed_group
+from sweep.adapters import (
+    ReleaseChanged,
+    asha_brackets,
+    asha_rungs,
+    asha_trial_brackets,
+    optuna_holds,
+    optuna_trial,
+    private,
+    run_config_of,
+    seed_group,
+)
 
 
 def searcher():
@@ -49,3 +59,17 @@ def test_a_tuners_run_settings_can_be_replaced():
 def test_a_missing_attribute_is_named():
     with pytest.raises(ReleaseChanged, match=r"builtins.object has no attribute _ot_trials in this release"):
         private(object(), "_ot_trials")
+
+
+def test_asha_has_the_brackets_rungs_and_trial_map_the_rungs_file_reads():
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    asha = ASHAScheduler(time_attr="step", metric="fid", mode="min", max_t=40, grace_period=10, reduction_factor=2)
+    trial = SimpleNamespace(trial_id="t1")
+    asha.on_trial_add(None, trial)
+    asha.on_trial_result(None, trial, {"step": 10, "fid": 3.0})
+    (bracket,) = asha_brackets(asha)
+    assert asha_trial_brackets(asha)["t1"] is bracket
+    assert [m for m, _ in asha_rungs(asha)[0]] == [40, 20, 10] and asha_rungs(asha)[0][-1][1] == {"t1": -3.0}
