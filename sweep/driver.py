@@ -22,8 +22,11 @@ from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with
 from trainer.runtime import atomic_write_json
 
 
-def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict) -> int:
+def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict, make_trial=trial_fn) -> int:
     """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume.
+
+    ``make_trial(base, folder, resources)``: the trainable with its resources (``sweep.tuning.trial_fn``;
+    ``sweep.simulate`` gives its simulated trial).
 
     Ray is joined and checked (a trial fits a node; on a cluster, every node's
     data, cache and results folder) before anything is written.
@@ -33,7 +36,7 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
         resources = preflight(args, configs.of({}), folder.parent)
         if not args.resume:
             write_sweep_json(folder, space, preset, base, settings)
-        return search(args, folder, space, preset, configs, settings, resources)
+        return search(args, folder, space, preset, configs, settings, resources, make_trial)
 
 
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
@@ -42,7 +45,9 @@ def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dic
     atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
-def search(args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict) -> int:
+def search(
+    args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict, make_trial=trial_fn
+) -> int:
     name, total, base = folder.name, settings["trials"] * settings["seeds"], configs.base
     table = SweepTable(folder.parent, name, space.name)
     callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
@@ -56,7 +61,7 @@ def search(args, folder: Path, space, preset: str, configs: Configs, settings: d
 
         uri = settings["mlflow"] or default_uri(folder)
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
-    fn = trial_fn(base, folder, resources)
+    fn = make_trial(base, folder, resources)
     path = str(folder / "ray" / "tune")
     if args.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint

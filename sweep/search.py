@@ -27,6 +27,7 @@ from sweep.study import study_storage
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
 COST = "gpu_seconds"  # the second objective of --objectives fid,cost
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
 RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 
@@ -48,7 +49,14 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     a trial Optuna already closed (replayed after a resume) is dropped.
     """
 
+    def __init__(self, *args, intermediate: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.intermediate = intermediate  # False: stopped trials reach Optuna with no value (sweep.simulate's
+        # comparison of before and after)
+
     def on_trial_result(self, trial_id: str, result: dict):
+        if not self.intermediate:
+            return None
         value, step = result.get(EARLY_METRIC), result.get("step")
         trial = optuna_trial(self, trial_id)
         if trial is None or isinstance(self.metric, list) or not _finite(value) or not isinstance(step, int):
@@ -63,6 +71,11 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         if result and result.get("status") in FAILED:  # the trial's own failure, reported as data
             result, error = None, True
+        if result and not error:
+            # Tune hands the result a scheduler stops a trial on to on_trial_complete only, never to
+            # on_trial_result (Ray 2.60, TuneController._process_trial_result): it is the trial's last
+            # intermediate value, the one that ranks it, so it is reported here
+            self.on_trial_result(trial_id, result)
         if optuna_holds(self, trial_id):  # unknown after some restores: nothing to tell
             super().on_trial_complete(trial_id, result, error)
 
@@ -136,6 +149,9 @@ def close_orphans(storage, name: str) -> int:
 def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None):
     """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
 
+    ``settings`` may also name ``sampler`` "random" (seeded random search, for comparison) and set
+    ``intermediate`` False (stopped trials tell Optuna nothing): both are ``sweep.simulate``'s.
+
     MOTPE rather than NSGA-II: NSGA-II evolves populations of ~50 per
     generation, more trials than most sweeps here run; TPE models every trial.
     """
@@ -148,9 +164,10 @@ def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent
         metric=[metric, COST] if multi else metric,
         mode=["min", "min"] if multi else "min",
         points_to_evaluate=space.points or None,
-        sampler=optuna.samplers.TPESampler(seed=settings["seed"]),
+        sampler=SAMPLERS[settings.get("sampler", "tpe")](seed=settings["seed"]),
         storage=storage,
         study_name=name,
+        intermediate=settings.get("intermediate", True),
     )
     if settings["seeds"] > 1:
         searcher = SeedGroups(searcher, settings["seeds"], settings["seed"])

@@ -17,6 +17,14 @@ def ray_session():
     ray = pytest.importorskip("ray")
     if not ray.is_initialized():
         # "local": a Ray of its own, whatever other instance or stale bootstrap file the machine has
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="warning")
+        # sim_gpu: the simulated GPUs of sweep.simulate's tests
+        ray.init(
+            address="local",
+            num_cpus=2,
+            resources={"sim_gpu": 4},
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level="warning",
+        )
     yield ray
     ray.shutdown()

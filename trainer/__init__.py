@@ -2,9 +2,12 @@
 
 from trainer import train
 result = train({"objective": "meanflow", "preset": "smoke"})
+
+The config layer (and with it torch) loads on first use of a name below: a process that reads only
+``trainer.result`` (a simulated trial, a table reader) never imports torch.
 """
 
-from trainer.config import PRESETS, TrainConfig, from_flat
+_CONFIG_NAMES = ("PRESETS", "TrainConfig", "from_flat")
 
 
 def train(config, report=None, images=None):
@@ -12,6 +15,14 @@ def train(config, report=None, images=None):
     from trainer.trial import train as _train
 
     return _train(config, report=report, images=images)
+
+
+def __getattr__(name: str):
+    if name in _CONFIG_NAMES:
+        import trainer.config
+
+        return getattr(trainer.config, name)
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
 
 
 __all__ = ["PRESETS", "TrainConfig", "from_flat", "train"]
