@@ -179,3 +179,22 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.5):
             return got
         time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def stop_when(proc, ready, sig: int, group: bool = False, timeout: float = 120) -> tuple[str, float]:
+    """Calls ``ready()`` (it waits for the moment), then sends ``sig`` to the driver (its whole process group when
+    ``group``); returns the driver's output and the seconds from the signal to its exit. A driver still
+    running when this ends (a failed wait, no exit in ``timeout`` s) is killed with its group."""
+    import os
+    import signal
+    import time
+
+    try:
+        ready()
+        start = time.time()
+        (os.killpg if group else os.kill)(proc.pid, sig)
+        out, _ = proc.communicate(timeout=timeout)
+        return out, time.time() - start
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

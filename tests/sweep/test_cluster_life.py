@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import start_driver, sweep_args, wait_for
+from tests.helpers import start_driver, stop_when, sweep_args, wait_for
 
 
 @pytest.fixture
@@ -104,22 +104,21 @@ def test_a_stop_signal_is_a_clean_stop_and_resume_finishes_every_config_once(tmp
     args += ["--set", "fid_samples=64", "--set", "eval_every=50", "--set", "eval_samples=32"]
     proc = start_driver(args, RAY_TMPDIR=ray_tmp, MEANFLOW_STOP_GRACE_S="10")
     csv = tmp_path / "s" / "trials.csv"
-    try:
-        first = wait_for(lambda: completed_rows(csv), 240, "a first completed trial")
+    seen = {}
+
+    def ready():
+        seen["first"] = wait_for(lambda: completed_rows(csv), 240, "a first completed trial")
 
         def running():
             frame = pd.read_csv(csv)
             return bool(((frame["status"] == "running") & (frame["step"] >= 50)).any())
 
         wait_for(running, 120, "a second trial past its first checkpoint")
-        start = time.time()
-        os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+
+    out, took = stop_when(proc, ready, sig, group=group)
+    first = seen["first"]
     assert proc.returncode == 128 + sig, out[-3000:]
-    assert time.time() - start < 10 + 15, out[-3000:]  # the stop grace, then the summary
+    assert took < 10 + 15, out[-3000:]  # the stop grace, then the summary
     lines = out.strip().splitlines()
     resume = f"continue with python -m sweep.run --resume --name s --results-dir {tmp_path}"
     assert lines[-1].startswith(f"interrupted by {signal.Signals(sig).name}: ") and lines[-1].endswith(resume), out
@@ -189,13 +188,8 @@ def test_a_confirmation_stops_cleanly_on_sigterm_and_the_same_command_finishes_i
     args = ["--name", "c", "--results-dir", str(tmp_path), "--top", "1", "--seeds", "2", "--max-concurrent", "1"]
     args += ["--quiet"]
     proc = start_driver(args, module="sweep.confirm", RAY_TMPDIR=ray_tmp, MEANFLOW_STOP_GRACE_S="10")
-    try:
-        wait_for(lambda: completed_rows(folder / "confirm_trials.csv"), 240, "a first confirmation run")
-        os.kill(proc.pid, signal.SIGTERM)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    first = lambda: completed_rows(folder / "confirm_trials.csv")  # noqa: E731
+    out, _ = stop_when(proc, lambda: wait_for(first, 240, "a first confirmation run"), signal.SIGTERM)
     assert proc.returncode == 143, out[-3000:]
     assert out.strip().splitlines()[-1] == "interrupted: rerun the same command to finish the confirmation of c"
     rows = pd.read_csv(folder / "confirm_trials.csv")
@@ -229,13 +223,7 @@ def test_a_resumed_asha_sweep_stops_what_an_uninterrupted_one_would(tmp_path, ra
         except (FileNotFoundError, pd.errors.EmptyDataError, KeyError):
             return False
 
-    try:
-        wait_for(lambda: ended(3), 300, "three ended trials")
-        os.killpg(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    out, _ = stop_when(proc, lambda: wait_for(lambda: ended(3), 300, "three ended trials"), signal.SIGINT, group=True)
     assert proc.returncode == 130, out[-3000:]
     before = set(pd.read_csv(csv)["trial_id"])
     resumed = start_driver([*args, "--resume"], RAY_TMPDIR=ray_tmp)

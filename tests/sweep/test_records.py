@@ -213,6 +213,7 @@ def test_a_new_measurement_reaches_trials_csv_the_boards_the_report_and_confirm(
         callback.on_trial_start(0, [], trial)
         trial.last_result = {**final_result(record, cfg, 0.0), "config": params, "time_this_iter_s": 1.0}
         callback.on_trial_complete(0, [], trial)
+    callback.on_experiment_end([])  # as Tune ends the run: the boards catch up
 
     trials = read_table(folder / "trials.csv")
     assert list(trials["sharpness"]) == [0.5, 1.5] and "time_this_iter_s" not in trials
@@ -229,3 +230,56 @@ def test_a_new_measurement_reaches_trials_csv_the_boards_the_report_and_confirm(
     assert "<th>sharpness</th>" in build(folder).read_text()
     planned = configs_to_confirm(folder, SPACES["baselines"], configs, top=1)
     assert all("sharpness" not in c["params"] for c in planned)  # a measurement never becomes a config key
+
+
+def test_starts_and_ends_are_written_at_once_progress_and_boards_within_their_intervals(tmp_path, monkeypatch):
+    """A trial's start and end reach trials.csv at once; an intermediate FID within PROGRESS_EVERY_S (on the
+    driver loop's next step); the boards within BOARDS_EVERY_S of a trial's end, and at the end of the run."""
+    import sweep.progress as progress
+    from search_spaces import SPACES
+    from sweep.configs import Configs
+    from sweep.progress import BOARDS_EVERY_S, PROGRESS_EVERY_S, RecordsCallback
+
+    clock = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    base = {"preset": "smoke", "steps": 20, "seed": 0}
+    (tmp_path / "s").mkdir()
+    table = SweepTable(tmp_path, "s", "baselines")
+    callback = RecordsCallback(table, SPACES["baselines"], 2, Configs(base), quiet=True)
+    trials_csv, board = tmp_path / "s" / "trials.csv", tmp_path / "s" / "leaderboard.csv"
+
+    def on_disk(trial_id):
+        frame = pd.read_csv(trials_csv)
+        return frame[frame["trial_id"] == trial_id].iloc[0].to_dict()
+
+    def finish(trial, fid):
+        trial.last_result = {"final_fid": fid, "fid_kind": "k", "config_hash": trial.trial_id, "step": 20}
+        callback.on_trial_complete(0, [], trial)
+
+    a = _Trial("a", {"objective": "meanflow", "seed": 0}, str(tmp_path / "a"))
+    callback.on_trial_start(0, [], a)
+    assert on_disk("a")["status"] == "running"
+    clock[0] += 0.5
+    callback.on_trial_result(0, [], a, {"step": 10, "intermediate_fid": 7.0})
+    callback.on_step_end(0, [])
+    assert pd.isna(on_disk("a").get("step"))  # not yet: within PROGRESS_EVERY_S of the last write
+    clock[0] += PROGRESS_EVERY_S
+    callback.on_step_end(0, [])
+    assert on_disk("a")["step"] == 10 and on_disk("a")["intermediate_fid_10"] == 7.0
+    finish(a, 5.0)
+    assert on_disk("a")["status"] == "completed" and list(pd.read_csv(board)["trial_id"]) == ["a"]
+    b = _Trial("b", {"objective": "pureflow", "seed": 0}, str(tmp_path / "b"))
+    clock[0] += 1.0
+    callback.on_trial_start(0, [], b)
+    finish(b, 4.0)
+    assert on_disk("b")["status"] == "completed"  # the end at once
+    assert list(pd.read_csv(board)["trial_id"]) == ["a"]  # the boards within BOARDS_EVERY_S
+    clock[0] += BOARDS_EVERY_S
+    callback.on_step_end(0, [])
+    assert list(pd.read_csv(board)["trial_id"]) == ["b", "a"]
+    c = _Trial("c", {"objective": "alphaflow", "seed": 0}, str(tmp_path / "c"))
+    callback.on_trial_start(0, [], c)
+    finish(c, 3.0)
+    callback.on_experiment_end([])  # the end of the run writes whatever is due
+    assert list(pd.read_csv(board)["trial_id"]) == ["c", "b", "a"]
+    assert list(pd.read_csv(tmp_path / "leaderboard.csv")["trial_id"]) == ["c", "b", "a"]
