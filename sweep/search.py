@@ -27,7 +27,17 @@ from sweep.study import study_storage
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
 COST = "gpu_seconds"  # the second objective of --objectives fid,cost
-SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+
+
+def _grouped_tpe(seed: int):
+    """TPE modelling each branch of a conditional space jointly (``group``; experimental in Optuna 5.0)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, group=True)
+
+
+# Optuna 5.0's TPE defaults: multivariate for one objective, constant liar for trials still running
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler, "tpe-group": _grouped_tpe}
 RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 
@@ -149,8 +159,8 @@ def close_orphans(storage, name: str) -> int:
 def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None):
     """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
 
-    ``settings`` may also name ``sampler`` "random" (seeded random search, for comparison) and set
-    ``intermediate`` False (stopped trials tell Optuna nothing): both are ``sweep.simulate``'s.
+    ``settings`` may also name ``sampler`` "random" (seeded random search) or "tpe-group", and set
+    ``intermediate`` False (stopped trials tell Optuna nothing): ``sweep.simulate`` compares them.
 
     MOTPE rather than NSGA-II: NSGA-II evolves populations of ~50 per
     generation, more trials than most sweeps here run; TPE models every trial.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from search_spaces import SPACES
 from sweep.simulate import commands
-from sweep.simulate.runner import STRATEGIES
+from sweep.simulate.runner import ASHA_TRIALS, STRATEGIES
 from trainer.cli import Parser, interrupted, usage_error
 
 
@@ -49,6 +49,7 @@ def parse(argv=None):
     s.add_argument("--strategies", default=",".join(STRATEGIES), help="comma list of: " + ", ".join(STRATEGIES))
     s.add_argument("--reps", type=int, default=10, help="landscapes (and search seeds) per strategy")
     s.add_argument("--trials", type=int, default=48)
+    s.add_argument("--asha-trials", type=int, default=ASHA_TRIALS, help="ASHA strategies run this many times --trials")
     s.add_argument("--gpus", type=int, default=8)
     o = sub.add_parser("overhead", parents=[common], help="the driver's cost per trial and per result")
     o.add_argument("--trials", default="100,1000", help="comma list of sweep sizes")
@@ -70,7 +71,7 @@ def check(args) -> Path:
         unknown = [s for s in args.strategies.split(",") if s not in STRATEGIES]
         if unknown:
             raise ValueError(f"--strategies: {', '.join(unknown)} unknown; choose from {', '.join(STRATEGIES)}")
-        for flag in ("reps", "trials", "gpus"):
+        for flag in ("reps", "trials", "gpus", "asha_trials"):
             if getattr(args, flag) < 1:
                 raise ValueError(f"--{flag} {getattr(args, flag)} must be at least 1")
     else:

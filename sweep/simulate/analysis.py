@@ -148,6 +148,11 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
                 med, q25, q75 = (np.nanquantile(arr, q, axis=0) for q in (0.5, 0.25, 0.75))
         (line,) = ax.plot(grid, med, label=strategy)
         ax.fill_between(grid, q25, q75, color=line.get_color(), alpha=0.15)
+    rand = curves[curves["strategy"] == "random"]
+    if len(rand):  # the common budget: random search's whole one
+        budget = rand.groupby("rep")["gpu_hours"].max().median()
+        ax.axvline(budget, color="grey", lw=0.8, ls=":")
+        ax.set_xlim(0, 1.15 * budget)
     ax.set_xlabel("simulated GPU-hours spent (ended trials)")
     ax.set_ylabel("true FID of the incumbent")
     ax.set_title(title, fontsize=9)

@@ -11,7 +11,7 @@ import pandas as pd
 from search_spaces import SPACES
 from sweep import signals
 from sweep.simulate import analysis
-from sweep.simulate.runner import Run, run_once, sim_ray
+from sweep.simulate.runner import STRATEGIES, Run, run_once, sim_ray
 from sweep.tables import write_csv
 
 GOAL_SHARE = 1 / 3  # TPE+ASHA should reach random's whole-budget best in this share of its GPU-hours
@@ -42,15 +42,17 @@ def search(args, out: Path) -> int:
     curves, runs = [], []
     print(
         f"simulate search: {args.space}, {len(strategies)} strategies x {args.reps} repetitions, "
-        f"{args.trials} trials on {args.gpus} simulated GPUs -> {out}",
+        f"{args.trials} trials ({args.trials * args.asha_trials} with ASHA) on {args.gpus} simulated GPUs -> {out}",
         flush=True,
     )
     with sim_ray(args.gpus):
         for rep in range(args.reps):
             model = model_for(args, rep)
             for strategy in strategies:
-                run = run_once(SPACES[args.space], strategy, rep=rep, gpus=args.gpus, trials=args.trials,
-                               model=model, root=out / "runs")  # fmt: skip
+                asha = STRATEGIES[strategy]["scheduler"] == "asha"
+                trials = args.trials * args.asha_trials if asha else args.trials
+                run = run_once(SPACES[args.space], strategy, rep=rep, gpus=args.gpus, trials=trials, model=model,
+                               root=out / "runs")  # fmt: skip
                 if _stopped(run):
                     return _search_tables(out, curves, runs, strategies, args) or run.code or 130
                 curves.append(analysis.curve(run))
@@ -76,7 +78,8 @@ def _search_tables(out: Path, curves: list, runs: list, strategies: list, args) 
     summary = analysis.search_summary(frame)
     write_csv(summary, out / "search.csv")
     title = (
-        f"{args.space}: {args.trials} trials on {args.gpus} GPUs, median and quartiles of "
+        f"{args.space}: {args.trials} trials ({args.trials * args.asha_trials} with ASHA) on {args.gpus} GPUs, "
+        "median and quartiles of "
         f"{frame['rep'].nunique()} landscapes, noise {args.noise}"
     )
     analysis.plot_curves(frame, out / "search.png", title)

@@ -16,13 +16,16 @@ SIM_GPU = "sim_gpu"  # the Ray custom resource a simulated trial holds one of
 CPU_PER_TRIAL = 0.01  # a simulated trial sleeps: it holds a simulated GPU, hardly a core
 SWEEP = "sim"  # each run's sweep name, in a results folder of its own
 
-# strategy -> the search settings it changes (the rest are sweep.run's defaults)
+# strategy -> the search settings it changes (the rest are sweep.run's defaults). ASHA strategies run
+# ASHA_TRIALS times the trials: they stop most early, and each strategy is read against GPU-hours.
 STRATEGIES = {
     "random": {"sampler": "random", "scheduler": "none", "intermediate": True},
     "tpe": {"sampler": "tpe", "scheduler": "none", "intermediate": True},
     "tpe+asha-final-only": {"sampler": "tpe", "scheduler": "asha", "intermediate": False},
     "tpe+asha": {"sampler": "tpe", "scheduler": "asha", "intermediate": True},
+    "tpe-group+asha": {"sampler": "tpe-group", "scheduler": "asha", "intermediate": True},
 }
+ASHA_TRIALS = 2
 
 
 @contextlib.contextmanager

@@ -144,7 +144,8 @@ def study_of(folder):
 
 def test_a_small_simulation_runs_the_real_driver(ray_session, tmp_path, capsys):
     out = tmp_path / "sim"
-    argv = ["search", "--reps", "1", "--trials", "8", "--gpus", "2", "--seconds-per-trial", "0.3", "--out", str(out)]
+    argv = ["search", "--reps", "1", "--trials", "8", "--asha-trials", "1", "--gpus", "2", "--seconds-per-trial", "0.3"]
+    argv += ["--out", str(out)]
     assert main([*argv, "--strategies", "random,tpe+asha-final-only,tpe+asha"]) == 0
     printed = capsys.readouterr().out
     assert "goal (tpe+asha reaches random's best" in printed
