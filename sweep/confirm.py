@@ -30,7 +30,7 @@ from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
 from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_table, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
-from trainer.cli import Parser, interrupted, usage_error
+from trainer.cli import Parser, usage_error
 from trainer.runtime import atomic_write_json
 
 REFERENCE = "meanflow"
@@ -299,8 +299,10 @@ def parse(argv=None):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    signals.reset()
-    signals.raise_on_stop()
+    return signals.stoppable(lambda: run(args), "interrupted: rerun the same command to resume the confirmation")
+
+
+def run(args) -> int:
     folder = Path(args.results_dir).absolute() / args.name
     if not (folder / "sweep.json").is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
@@ -326,10 +328,6 @@ def main(argv=None) -> int:
         return confirm(args, folder, args.top, args.seeds, objectives)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
-    except KeyboardInterrupt as e:
-        return interrupted("interrupted: rerun the same command to resume the confirmation", getattr(e, "code", 130))
-    finally:
-        signals.restore()
 
 
 if __name__ == "__main__":

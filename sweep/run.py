@@ -23,7 +23,7 @@ from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
 from sweep.flags import add_trial_flags, trial_flag_problem  # noqa: E402
-from trainer.cli import Parser, interrupted, parse_sets, usage_error, writable_dir  # noqa: E402
+from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
@@ -281,14 +281,7 @@ def main(argv=None) -> int:
     from sweep import signals
 
     args = parse(argv)
-    signals.reset()
-    signals.raise_on_stop()  # SIGTERM too: one line and 143, as Ctrl-C is one line and 130
-    try:
-        return run(args)
-    except KeyboardInterrupt as e:
-        return interrupted("interrupted: a sweep that had started continues with --resume", getattr(e, "code", 130))
-    finally:
-        signals.restore()
+    return signals.stoppable(lambda: run(args), "interrupted: a sweep that had started continues with --resume")
 
 
 def run(args: argparse.Namespace) -> int:

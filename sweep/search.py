@@ -59,10 +59,12 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     a trial Optuna already closed (replayed after a resume) is dropped.
     """
 
+    intermediate = True  # False: stopped trials reach Optuna with no value (what sweep.simulate compares
+    # with); a class default, so a searcher pickled before the flag existed restores with it
+
     def __init__(self, *args, intermediate: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.intermediate = intermediate  # False: stopped trials reach Optuna with no value (sweep.simulate's
-        # comparison of before and after)
+        self.intermediate = intermediate
 
     def on_trial_result(self, trial_id: str, result: dict):
         if not self.intermediate:

@@ -93,6 +93,21 @@ def reset() -> None:
     _summary_by.clear()
 
 
+def stoppable(body, message: str) -> int:
+    """A command's ``body()`` with stop signals raised (SIGTERM as Ctrl-C is): when one arrives, ``message``
+    and exit 128 + the signal (130, 143). Python's handlers are restored after."""
+    from trainer.cli import interrupted
+
+    reset()
+    raise_on_stop()
+    try:
+        return body()
+    except KeyboardInterrupt as e:
+        return interrupted(message, getattr(e, "code", 130))
+    finally:
+        restore()
+
+
 def _claim(who: str) -> bool:
     """The summary is printed once, by whoever comes first: the driver once Tune returned, or the deadline."""
     with _lock:

@@ -21,7 +21,8 @@ from pathlib import Path
 from search_spaces import SPACES
 from sweep.simulate import commands
 from sweep.simulate.runner import ASHA_TRIALS, STRATEGIES
-from trainer.cli import Parser, interrupted, usage_error
+from sweep import signals
+from trainer.cli import Parser, usage_error
 
 
 def int_list(text: str) -> list[int]:
@@ -84,23 +85,18 @@ def check(args) -> Path:
 
 
 def main(argv=None) -> int:
-    from sweep import signals
-
     args = parse(argv)
-    signals.reset()
-    signals.raise_on_stop()
+    return signals.stoppable(lambda: run(args), "interrupted: finished runs are in --out")
+
+
+def run(args) -> int:
     try:
-        try:
-            out = check(args)
-            commands.model_for(args, 0)  # the cost table and the space's targets, before Ray starts
-        except ValueError as e:
-            return usage_error(str(e))
-        out.mkdir(parents=True, exist_ok=True)
-        return getattr(commands, args.command)(args, out)
-    except KeyboardInterrupt as e:
-        return interrupted("interrupted: finished runs are in --out", getattr(e, "code", 130))
-    finally:
-        signals.restore()
+        out = check(args)
+        commands.model_for(args, 0)  # the cost table and the space's targets, before Ray starts
+    except ValueError as e:
+        return usage_error(str(e))
+    out.mkdir(parents=True, exist_ok=True)
+    return getattr(commands, args.command)(args, out)
 
 
 if __name__ == "__main__":
