@@ -63,6 +63,8 @@ def make_scratch(root: Path) -> Path:
     cache.mkdir()
     (cache / "cifar10_clean_train_32.npz").write_bytes(b"garbage")
     (cache / "inception-2015-12-05.pt").write_bytes(b"PK\x03\x04 truncated")
+    fm_only = {"what": "train_step", "target": "pureflow", "variant": "fast", "ms_per_step": 20.0}
+    (root / "bench-fm-only.jsonl").write_text(json.dumps(fm_only) + "\n")  # step costs of flow matching alone
     ckpt = root / "run-garbage" / "ckpt"
     ckpt.mkdir(parents=True)
     (ckpt / "checkpoint.pt").write_bytes(b"not a checkpoint")
@@ -80,6 +82,7 @@ def snapshot(root: Path) -> dict:
 
 
 R = "{root}/results"
+SIM = "{root}/simulation"  # a folder sweep.simulate would create
 CASES = [
     # --- python -m trainer ---
     ("trainer", ["--set", "lr=abc"], "lr='abc' must be a number"),
@@ -193,8 +196,35 @@ CASES = [
     ),
     ("sweep.confirm", ["--results-dir", R, "--name", "good", "--seeds", "1"], "--seeds 1 must be at least 2"),
     ("sweep.confirm", ["--results-dir", R, "--name", "bad-json"], "bad-json/sweep.json is empty or not"),
+    # --- python -m sweep.simulate ---
+    ("sweep.simulate", ["search", "--strategies", "random,grid", "--out", SIM], "--strategies: grid unknown; choose"),
+    ("sweep.simulate", ["search", "--noise", "nan", "--out", SIM], "--noise nan must be a finite number >= 0"),
+    ("sweep.simulate", ["search", "--noise", "-1", "--out", SIM], "--noise -1.0 must be a finite number >= 0"),
+    ("sweep.simulate", ["search", "--seconds-per-trial", "0", "--out", SIM], "--seconds-per-trial 0.0 must be a"),
+    ("sweep.simulate", ["search", "--trial-minutes", "inf", "--out", SIM], "--trial-minutes inf must be a finite"),
+    ("sweep.simulate", ["search", "--reps", "0", "--out", SIM], "--reps 0 must be at least 1"),
+    ("sweep.simulate", ["search", "--gpus", "-3", "--out", SIM], "--gpus -3 must be at least 1"),
+    ("sweep.simulate", ["search", "--asha-trials", "0", "--out", SIM], "--asha-trials 0 must be at least 1"),
+    ("sweep.simulate", ["search", "--trials", "1.5", "--out", SIM], "argument --trials: invalid int value: '1.5'"),
+    ("sweep.simulate", ["search", "--space", "nope", "--out", SIM], "argument --space: invalid choice: 'nope'"),
+    ("sweep.simulate", ["overhead", "--gpus", "8,x", "--out", SIM], "'8,x' is not a comma list of positive integers"),
+    ("sweep.simulate", ["overhead", "--trials", "0,100", "--out", SIM], "'0,100' is not a comma list of positive"),
+    ("sweep.simulate", ["tables", "--rows", "", "--out", SIM], "'' is not a comma list of positive integers"),
+    ("sweep.simulate", ["search", "--out", "{root}/a-file"], "a-file exists and is not an empty folder"),
+    ("sweep.simulate", ["tables", "--out", R], "results exists and is not an empty folder; choose a new one"),
+    ("sweep.simulate", ["search", "--costs", "{root}/nope.jsonl", "--out", SIM], "cannot read the step-cost table"),
+    (
+        "sweep.simulate",
+        ["search", "--costs", "{root}/fid-cache/cifar10_clean_train_32.npz", "--out", SIM],
+        "has no fused train_step record of target 'pureflow'",
+    ),
+    (
+        "sweep.simulate",
+        ["search", "--costs", "{root}/bench-fm-only.jsonl", "--out", SIM],
+        "the step-cost table has no measurement for target(s) alphaflow",
+    ),
 ]
-MODULES = {"trainer": "trainer.__main__"}
+MODULES = {"trainer": "trainer.__main__", "sweep.simulate": "sweep.simulate.__main__"}
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def check(args) -> Path:
             raise ValueError(f"--strategies: {', '.join(unknown)} unknown; choose from {', '.join(STRATEGIES)}")
         for flag in ("reps", "trials", "gpus", "asha_trials"):
             if getattr(args, flag) < 1:
-                raise ValueError(f"--{flag} {getattr(args, flag)} must be at least 1")
+                raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)} must be at least 1")
     else:
         for flag in ("trials", "gpus") if args.command == "overhead" else ("rows",):
             setattr(args, flag, int_list(getattr(args, flag)))

@@ -114,30 +114,6 @@ def test_step_costs_come_from_bench_lines(tmp_path):
     assert model.segment_seconds({}, 5, 10) == (50.0, 10.0)
 
 
-@pytest.mark.parametrize(
-    "argv, says",
-    [
-        (["search", "--strategies", "random,grid"], "--strategies: grid unknown"),
-        (["search", "--noise", "nan"], "--noise nan must be a finite number >= 0"),
-        (["search", "--reps", "0"], "--reps 0 must be at least 1"),
-        (["overhead", "--gpus", "8,x"], "'8,x' is not a comma list of positive integers"),
-        (["search", "--costs", "/nonexistent/bench.jsonl"], "cannot read the step-cost table"),
-    ],
-)
-def test_bad_input_is_one_sentence_and_exit_2(argv, says, tmp_path, capsys):
-    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert says in err and len(err.splitlines()) == 1
-    assert not (tmp_path / "out").exists()
-
-
-def test_an_output_folder_in_use_is_refused(tmp_path, capsys):
-    (tmp_path / "old.csv").write_text("x\n1\n")
-    assert main(["tables", "--rows", "5", "--out", str(tmp_path)]) == 2
-    assert "exists and is not an empty folder" in capsys.readouterr().err
-    assert (tmp_path / "old.csv").read_text() == "x\n1\n"
-
-
 def study_of(folder):
     return optuna.load_study(study_name="sim", storage=f"sqlite:///{folder / 'optuna.db'}")
 
