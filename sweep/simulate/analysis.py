@@ -7,9 +7,10 @@
 - **To reach random's best.** Within a repetition every strategy searches the same landscape: random
   search's incumbent at the end of its whole budget sets the bar, and each strategy's GPU-hours to an
   incumbent at least as good are divided by random's whole budget (inf: never reached).
-- **Driver overhead.** The driver's CPU seconds (every thread of its process) per trial and per reported
-  result, each an upper bound (each counts all of it), and the simulated GPUs' idle time per trial: the
-  wall time of the fit times the GPUs, less the simulated seconds the trials slept, per trial.
+- **Driver overhead.** The driver's CPU seconds (every thread of its process). Per run, all of it per trial
+  and per result (upper bounds). Split into a cost per trial and one per result by a second run of the same
+  sweep with twice the evaluations (``split``). And the simulated GPUs' idle time per trial: the wall time of
+  the fit times the GPUs, less the simulated seconds the trials slept, per trial.
 """
 
 from __future__ import annotations
@@ -66,17 +67,21 @@ def hours_to(frame: pd.DataFrame, bar: float) -> float:
 
 
 def search_summary(curves: pd.DataFrame) -> pd.DataFrame:
-    """Per strategy over repetitions: GPU-hours spent, final incumbent's true FID, and the fraction of random
-    search's whole budget needed to reach random's final incumbent (median, and in how many repetitions)."""
+    """Per strategy over repetitions: GPU-hours spent, the final incumbent's true FID (median, quartiles), its
+    median at random search's whole budget, and the share of that budget needed to reach random's final
+    incumbent (median, and in how many repetitions)."""
     out = []
     for strategy, runs in curves.groupby("strategy", sort=False):
-        spent, final, ratio = [], [], []
+        spent, final, at_budget, ratio = [], [], [], []
         for rep, frame in runs.groupby("rep"):
             spent.append(frame["gpu_hours"].iloc[-1])
             final.append(frame["incumbent_true_fid"].iloc[-1])
             rand = curves[(curves["strategy"] == "random") & (curves["rep"] == rep)]
             if len(rand):
-                ratio.append(hours_to(frame, rand["incumbent_true_fid"].iloc[-1]) / rand["gpu_hours"].iloc[-1])
+                budget = rand["gpu_hours"].iloc[-1]
+                ratio.append(hours_to(frame, rand["incumbent_true_fid"].iloc[-1]) / budget)
+                within = frame[frame["gpu_hours"] <= budget + 1e-9]["incumbent_true_fid"]
+                at_budget.append(within.iloc[-1] if len(within) else math.nan)
         reached = [r for r in ratio if math.isfinite(r)]
         out.append(
             {
@@ -86,6 +91,7 @@ def search_summary(curves: pd.DataFrame) -> pd.DataFrame:
                 "true_fid_median": statistics.median(final),
                 "true_fid_q25": _quantile(final, 0.25),
                 "true_fid_q75": _quantile(final, 0.75),
+                "true_fid_at_random_budget": _quantile(at_budget, 0.5),
                 "budget_share_to_random_best": statistics.median(ratio) if ratio else math.nan,
                 "reps_reaching_random_best": f"{len(reached)}/{len(ratio)}",
             }
@@ -118,6 +124,25 @@ def overhead(run: Run, model) -> dict:
         "driver_cpu_s_per_trial": run.driver_cpu_s / max(trials, 1),
         "driver_cpu_ms_per_result": 1000 * run.driver_cpu_s / max(results, 1),
         "idle_gpu_s_per_trial": (run.wall_s * run.gpus - busy) / max(trials, 1),
+    }
+
+
+def split(sparse: dict, dense: dict) -> dict:
+    """The driver's CPU per trial and per result, from two runs of the same sweep that differ only in results
+    per trial (twice the evaluations): CPU = per_trial * trials + per_result * results, solved for both."""
+    per_result = (dense["driver_cpu_s"] - sparse["driver_cpu_s"]) / max(dense["results"] - sparse["results"], 1)
+    per_trial = (sparse["driver_cpu_s"] - per_result * sparse["results"]) / max(sparse["trials_run"], 1)
+    return {
+        "trials": sparse["trials"],
+        "gpus": sparse["gpus"],
+        "results_per_trial": sparse["results"] / max(sparse["trials_run"], 1),
+        "results_per_trial_dense": dense["results"] / max(dense["trials_run"], 1),
+        "driver_cpu_s_per_trial": per_trial,
+        "driver_cpu_ms_per_result": 1000 * per_result,
+        "driver_cpu_s_per_trial_all_in": sparse["driver_cpu_s_per_trial"],
+        "idle_gpu_s_per_trial": sparse["idle_gpu_s_per_trial"],
+        "wall_s": sparse["wall_s"],
+        "wall_s_dense": dense["wall_s"],
     }
 
 
