@@ -67,3 +67,13 @@ def asha_rungs(scheduler) -> list:
 def asha_trial_brackets(scheduler) -> dict:
     """ASHA's map from trial id to its bracket (``_trial_info``), filled by ``on_trial_add``."""
     return private(scheduler, "_trial_info")
+
+
+def result_handler():
+    """(class, method name) of where Tune's driver handles one reported result: the scheduler, the searcher,
+    the callbacks and Tune's own bookkeeping, all for that result (``TuneController._process_trial_result``).
+    ``sweep.simulate`` times it; nothing else touches it."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    private(TuneController, "_process_trial_result")
+    return TuneController, "_process_trial_result"

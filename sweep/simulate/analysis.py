@@ -7,10 +7,11 @@
 - **To reach random's best.** Within a repetition every strategy searches the same landscape: random
   search's incumbent at the end of its whole budget sets the bar, and each strategy's GPU-hours to an
   incumbent at least as good are divided by random's whole budget (inf: never reached).
-- **Driver overhead.** The driver's CPU seconds (every thread of its process). Per run, all of it per trial
-  and per result (upper bounds). Split into a cost per trial and one per result by a second run of the same
-  sweep with twice the evaluations (``split``). And the simulated GPUs' idle time per trial: the wall time of
-  the fit times the GPUs, less the simulated seconds the trials slept, per trial.
+- **Driver overhead.** Per result: the driver's CPU in Tune's handling of each reported result (the
+  scheduler, the searcher, the callbacks and tables, Tune's bookkeeping), timed around it. Per trial: all the
+  rest of the driver process's CPU (every thread: suggestions, starts and ends, its loop's polling), divided
+  by the trials. And the simulated GPUs' idle time per trial: the fit's wall time times the GPUs, less the
+  seconds the trials slept, per trial.
 """
 
 from __future__ import annotations
@@ -121,28 +122,11 @@ def overhead(run: Run, model) -> dict:
         "results": results,
         "wall_s": run.wall_s,
         "driver_cpu_s": run.driver_cpu_s,
-        "driver_cpu_s_per_trial": run.driver_cpu_s / max(trials, 1),
-        "driver_cpu_ms_per_result": 1000 * run.driver_cpu_s / max(results, 1),
+        "results_handled": run.results_handled,
+        # each result's handling, timed; everything else the driver spent, per trial (its loop's polling too)
+        "driver_cpu_ms_per_result": 1000 * run.result_cpu_s / max(run.results_handled, 1),
+        "driver_cpu_s_per_trial": (run.driver_cpu_s - run.result_cpu_s) / max(trials, 1),
         "idle_gpu_s_per_trial": (run.wall_s * run.gpus - busy) / max(trials, 1),
-    }
-
-
-def split(sparse: dict, dense: dict) -> dict:
-    """The driver's CPU per trial and per result, from two runs of the same sweep that differ only in results
-    per trial (twice the evaluations): CPU = per_trial * trials + per_result * results, solved for both."""
-    per_result = (dense["driver_cpu_s"] - sparse["driver_cpu_s"]) / max(dense["results"] - sparse["results"], 1)
-    per_trial = (sparse["driver_cpu_s"] - per_result * sparse["results"]) / max(sparse["trials_run"], 1)
-    return {
-        "trials": sparse["trials"],
-        "gpus": sparse["gpus"],
-        "results_per_trial": sparse["results"] / max(sparse["trials_run"], 1),
-        "results_per_trial_dense": dense["results"] / max(dense["trials_run"], 1),
-        "driver_cpu_s_per_trial": per_trial,
-        "driver_cpu_ms_per_result": 1000 * per_result,
-        "driver_cpu_s_per_trial_all_in": sparse["driver_cpu_s_per_trial"],
-        "idle_gpu_s_per_trial": sparse["idle_gpu_s_per_trial"],
-        "wall_s": sparse["wall_s"],
-        "wall_s_dense": dense["wall_s"],
     }
 
 

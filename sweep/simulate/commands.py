@@ -89,21 +89,16 @@ def _search_tables(out: Path, curves: list, runs: list, strategies: list, args) 
 
 
 def overhead(args, out: Path) -> int:
-    """Each cell twice: at the preset's evaluations and at twice as many, to split the driver's CPU into a cost
-    per trial and one per result."""
     model, rows = model_for(args, 0), []
     print(f"simulate overhead: {args.strategy} on {args.space}, trials {args.trials} x GPUs {args.gpus}", flush=True)
     for gpus in args.gpus:
         with sim_ray(gpus):
             for trials in args.trials:
-                pair = []
-                for name, m in (("preset", model), ("dense", model.evaluating_every(model.eval_every // 2))):
-                    run = run_once(SPACES[args.space], args.strategy, rep=0, gpus=gpus, trials=trials, model=m,
-                                   root=out / "runs" / name)  # fmt: skip
-                    if _stopped(run):
-                        return run.code or 130
-                    pair.append(analysis.overhead(run, m))
-                rows.append(analysis.split(*pair))
+                run = run_once(SPACES[args.space], args.strategy, rep=0, gpus=gpus, trials=trials, model=model,
+                               root=out / "runs")  # fmt: skip
+                if _stopped(run):
+                    return run.code or 130
+                rows.append(analysis.overhead(run, model))
                 write_csv(pd.DataFrame(rows), out / "overhead.csv")
                 r = rows[-1]
                 print(

@@ -9,7 +9,6 @@ is set by two figures: a flow-matching protocol trial's training time and one fi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -85,11 +84,6 @@ class SimModel:
         train = (end - start) / self.steps * self.train_s * self.costs[self.target(params)]
         evaluate = self.fid_s if end >= self.steps else self.fid_s * self.eval_samples / self.fid_samples
         return train, evaluate
-
-    def evaluating_every(self, every: int) -> "SimModel":
-        """The same model with an evaluation every ``every`` steps (the driver's base config says so too: ASHA
-        reads its rungs from it)."""
-        return dataclasses.replace(self, eval_every=every, base={**self.base, "eval_every": every})
 
     def check_targets(self, targets) -> None:
         missing = sorted(set(targets) - set(self.costs))

@@ -68,6 +68,36 @@ def trial_factory(model: SimModel, log: Path):
     return make
 
 
+class ResultTimer:
+    """Driver CPU seconds spent handling reported results, and how many: wraps Tune's result handler
+    (``sweep.adapters.result_handler``) for the block. CPU of the handling thread, so trials' processes and
+    the driver's other threads never count."""
+
+    def __init__(self):
+        self.cpu_s, self.count = 0.0, 0
+
+    @contextlib.contextmanager
+    def timing(self):
+        from sweep.adapters import result_handler
+
+        owner, name = result_handler()
+        original = getattr(owner, name)
+
+        def timed(controller, *args, **kwargs):
+            start = time.thread_time()
+            try:
+                return original(controller, *args, **kwargs)
+            finally:
+                self.cpu_s += time.thread_time() - start
+                self.count += 1
+
+        setattr(owner, name, timed)
+        try:
+            yield self
+        finally:
+            setattr(owner, name, original)
+
+
 @dataclass(frozen=True)
 class Run:
     """What one simulated sweep was and what the driver spent on it."""
@@ -80,6 +110,8 @@ class Run:
     wall_s: float  # the driver's fit, start to summary
     driver_cpu_s: float  # CPU seconds of the driver process (every thread) over the same span
     code: int  # run_sweep's exit code
+    result_cpu_s: float = 0.0  # of driver_cpu_s: in Tune's handling of reported results
+    results_handled: int = 0  # results the driver handled
 
     @property
     def log(self) -> Path:
@@ -116,8 +148,9 @@ def run_once(space, strategy: str, *, rep: int, gpus: int, trials: int, model: S
         **STRATEGIES[strategy],
     }
     make = trial_factory(model, folder / "sim_log.jsonl")
-    with open(folder / "driver.log", "w") as out, contextlib.redirect_stdout(out):
+    timer = ResultTimer()
+    with open(folder / "driver.log", "w") as out, contextlib.redirect_stdout(out), timer.timing():
         wall, cpu = time.perf_counter(), time.process_time()
         code = run_sweep(args, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return Run(strategy, rep, gpus, trials, folder, wall, cpu, code)
+    return Run(strategy, rep, gpus, trials, folder, wall, cpu, code, timer.cpu_s, timer.count)

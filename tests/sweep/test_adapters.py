@@ -73,3 +73,16 @@ def test_asha_has_the_brackets_rungs_and_trial_map_the_rungs_file_reads():
     (bracket,) = asha_brackets(asha)
     assert asha_trial_brackets(asha)["t1"] is bracket
     assert [m for m, _ in asha_rungs(asha)[0]] == [40, 20, 10] and asha_rungs(asha)[0][-1][1] == {"t1": -3.0}
+
+
+def test_result_handler_is_tunes_per_result_method():
+    from ray.tune.execution.tune_controller import TuneController
+
+    from sweep.adapters import result_handler
+
+    owner, name = result_handler()
+    assert owner is TuneController and callable(getattr(owner, name))
+    # sweep.simulate wraps it as handler(controller, trial, result): the release's signature
+    import inspect
+
+    assert list(inspect.signature(getattr(owner, name)).parameters)[:3] == ["self", "trial", "result"]

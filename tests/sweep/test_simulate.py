@@ -158,13 +158,11 @@ def test_overhead_and_table_growth_are_measured(ray_session, tmp_path, capsys):
     argv = ["overhead", "--trials", "4", "--gpus", "2", "--seconds-per-trial", "0.2", "--out", str(out)]
     assert main(argv) == 0
     row = pd.read_csv(out / "overhead.csv").iloc[0]
-    assert (row["trials"], row["gpus"]) == (4, 2)
-    # the second run evaluates twice as often: every trial reports more results
-    assert 1 <= row["results_per_trial"] < row["results_per_trial_dense"]
-    assert row["driver_cpu_s_per_trial_all_in"] > 0 and row["wall_s"] > 0
-    for name in ("preset", "dense"):
-        steps = {json.loads(line)["step"] for line in next((out / "runs" / name).glob("*/sim/sim_log.jsonl")).open()}
-        assert min(steps) == (2000 if name == "preset" else 1000)  # the seed preset's evaluations, then twice as many
+    assert (row["trials"], row["gpus"], row["trials_run"]) == (4, 2, 4)
+    # every reported result went through the timed handler (the log's lines), plus at most one end-of-trial
+    # record per trial (Tune's own, when a function trainable returns)
+    assert row["results"] >= 4 and row["results"] <= row["results_handled"] <= row["results"] + row["trials_run"]
+    assert row["driver_cpu_ms_per_result"] > 0 and row["driver_cpu_s_per_trial"] > 0
     assert main(["tables", "--rows", "5,20", "--out", str(tmp_path / "tables")]) == 0
     frame = pd.read_csv(tmp_path / "tables" / "tables.csv")
     assert list(frame["rows"]) == [5, 20]
