@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -37,7 +38,7 @@ def read_log(path: Path) -> pd.DataFrame:
     if not lines:
         return pd.DataFrame(columns=["trial", "step", "gpu_s", "true_fid", "t", "fid", "final"])
     frame = pd.DataFrame(lines)
-    frame["final"] = frame.get("final", False).fillna(False).astype(bool)
+    frame["final"] = frame["final"].fillna(False).astype(bool) if "final" in frame else False
     frame["results"] = frame.groupby("trial")["step"].transform("size")
     return frame.sort_values(["trial", "step"]).groupby("trial").tail(1).sort_values("t").reset_index(drop=True)
 
@@ -149,12 +150,9 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
             vals[grid > frame["gpu_hours"].iloc[-1]] = np.nan  # this repetition's budget is spent
             series.append(vals)
         arr = np.array(series)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med, q25, q75 = (np.nanquantile(arr, q, axis=0) for q in (0.5, 0.25, 0.75))
+        with warnings.catch_warnings():  # a grid point every repetition has passed is all-NaN: left blank
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med, q25, q75 = [np.nanquantile(arr, q, axis=0) for q in (0.5, 0.25, 0.75)]
         (line,) = ax.plot(grid, med, label=strategy)
         ax.fill_between(grid, q25, q75, color=line.get_color(), alpha=0.15)
     rand = curves[curves["strategy"] == "random"]

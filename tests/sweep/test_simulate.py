@@ -114,6 +114,22 @@ def test_step_costs_come_from_bench_lines(tmp_path):
     assert model.segment_seconds({}, 5, 10) == (50.0, 10.0)
 
 
+def test_the_log_reads_each_trials_last_line_and_skips_a_damaged_one(tmp_path):
+    from sweep.simulate.analysis import read_log
+
+    path = tmp_path / "sim_log.jsonl"
+    lines = [
+        {"trial": "a", "step": 2000, "gpu_s": 10.0, "true_fid": 40.0, "t": 1.0, "fid": 60.0},
+        {"trial": "b", "step": 2000, "gpu_s": 12.0, "true_fid": 50.0, "t": 2.0, "fid": 70.0},
+        {"trial": "a", "step": 4000, "gpu_s": 20.0, "true_fid": 40.0, "t": 3.0, "fid": 55.0},
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"trial": "b", "st')  # cut mid-write
+    ends = read_log(path)
+    assert list(ends["trial"]) == ["b", "a"] and list(ends["results"]) == [1, 2]  # in the order they ended
+    assert list(ends["gpu_s"]) == [12.0, 20.0] and not ends["final"].any()  # neither finished
+    assert read_log(tmp_path / "missing.jsonl").empty
+
+
 def study_of(folder):
     return optuna.load_study(study_name="sim", storage=f"sqlite:///{folder / 'optuna.db'}")
 
