@@ -187,18 +187,31 @@ def points_in(plan: Callable, fixed_of: Callable, names=None) -> dict[str, dict]
     return out
 
 
+@dataclass(frozen=True)
+class ByTarget:
+    """A space's define-by-run: suggests a target, then ``plan(target)``'s parts; returns ``fixed_of(target)``.
+
+    A module-level class, not a closure: Ray's OptunaSearch pickles the define function with every
+    experiment checkpoint, and a closure cannot be pickled (the driver then stops at its first checkpoint).
+    ``plan`` and ``fixed_of`` are module-level functions, pickled by name.
+    """
+
+    plan: Callable
+    fixed_of: Callable
+
+    def __call__(self, trial) -> dict:
+        from trainer.objectives import TARGETS
+
+        target = trial.suggest_categorical("target", list(TARGETS))
+        for part in self.plan(target):
+            part.suggest(trial)
+        return self.fixed_of(target)
+
+
 def register_by_target(name: str, description: str, plan: Callable, fixed_of: Callable) -> SearchSpace:
     """Registers a space that suggests a target, then ``plan(target)``'s parts, and fixes ``fixed_of(target)``.
 
     Its baselines are found with :func:`points_in`.
     """
-    from trainer.objectives import TARGETS
-
-    def define(trial):
-        target = trial.suggest_categorical("target", list(TARGETS))
-        for part in plan(target):
-            part.suggest(trial)
-        return fixed_of(target)
-
-    register(name, description, points_in(plan, fixed_of))(define)
+    register(name, description, points_in(plan, fixed_of))(ByTarget(plan, fixed_of))
     return SPACES[name]

@@ -80,3 +80,20 @@ def test_meanflow_cifar_is_a_baseline_wherever_it_lies():
     assert holding == ["baselines", "full"]
     point = SPACES["full"].points[SPACES["full"].point_names.index("meanflow_cifar")]
     assert point["time_mean"] == -2.0 and point["loss_reduction"] == "sum" and point["ratio_fm.value"] == 0.25
+
+
+@pytest.mark.parametrize("name", list(SPACES))
+def test_every_space_survives_the_searchers_checkpoint(name, tmp_path):
+    """Ray's OptunaSearch pickles the space's define-by-run function with every experiment checkpoint: the
+    searcher of every space saves and restores, and the restored one suggests as the original would."""
+    import pickle
+
+    from sweep.search import make_searcher
+
+    settings = {"trials": 4, "seeds": 1, "seed": 0, "metric": "final_fid", "objectives": "fid"}
+    searcher = make_searcher(SPACES[name], tmp_path, name, {**settings, "storage": "journal"}, None)
+    searcher.suggest("t0")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    define = pickle.loads(pickle.dumps(SPACES[name].define))
+    fixed = [define(optuna.create_study().ask()) for _ in range(2)]
+    assert all(isinstance(f, dict) for f in fixed)
