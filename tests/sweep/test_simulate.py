@@ -138,7 +138,8 @@ def test_a_small_simulation_runs_the_real_driver(ray_session, tmp_path, capsys):
     out = tmp_path / "sim"
     argv = ["search", "--reps", "1", "--trials", "8", "--asha-trials", "1", "--gpus", "2", "--seconds-per-trial", "0.3"]
     argv += ["--out", str(out)]
-    assert main([*argv, "--strategies", "random,tpe+asha-final-only,tpe+asha"]) == 0
+    # the full space: every target, conditional keys, and a define-by-run Ray must pickle at its checkpoints
+    assert main([*argv, "--space", "full", "--strategies", "random,tpe+asha-final-only,tpe+asha"]) == 0
     printed = capsys.readouterr().out
     assert "goal (tpe+asha reaches random's best" in printed
     summary = pd.read_csv(out / "search.csv")
