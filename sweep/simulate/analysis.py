@@ -153,6 +153,8 @@ def plot_curves(curves: pd.DataFrame, path: Path, title: str) -> None:
         with warnings.catch_warnings():  # a grid point every repetition has passed is all-NaN: left blank
             warnings.simplefilter("ignore", RuntimeWarning)
             med, q25, q75 = [np.nanquantile(arr, q, axis=0) for q in (0.5, 0.25, 0.75)]
+        few = np.isfinite(arr).sum(axis=0) < len(series) / 2  # past most repetitions' budgets: not a median
+        med[few] = q25[few] = q75[few] = np.nan
         (line,) = ax.plot(grid, med, label=strategy)
         ax.fill_between(grid, q25, q75, color=line.get_color(), alpha=0.15)
     rand = curves[curves["strategy"] == "random"]
