@@ -92,11 +92,11 @@ def main(argv=None) -> int:
 def run(args) -> int:
     try:
         out = check(args)
-        commands.model_for(args, 0)  # the cost table and the space's targets, before Ray starts
+        model = commands.model_for(args)  # the cost table and the space's targets, checked before Ray starts
     except ValueError as e:
         return usage_error(str(e))
     out.mkdir(parents=True, exist_ok=True)
-    return getattr(commands, args.command)(args, out)
+    return getattr(commands, args.command)(args, out, model)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ GOAL_SHARE = 1 / 3  # TPE+ASHA should reach random's whole-budget best in this s
 GOAL_TRIAL_S, GOAL_RESULT_MS = 2.0, 50.0  # the driver's cost per trial and per result at 1,000 trials x 64
 
 
-def model_for(args, rep: int):
-    """The simulation model of repetition ``rep`` from the command's flags."""
+def model_for(args):
+    """The simulation model of repetition 0 from the command's flags (``of_rep`` gives the others)."""
     from sweep.simulate.model import COSTS_FILE, build_model
 
     return build_model(
         SPACES[args.space],
-        rep=rep,
+        rep=0,
         noise=args.noise,
         costs_path=Path(args.costs) if args.costs else COSTS_FILE,
         seconds_per_trial=args.seconds_per_trial,
@@ -37,7 +37,7 @@ def _stopped(run: Run) -> bool:
     return signals.stopping() or run.code >= 128
 
 
-def search(args, out: Path) -> int:
+def search(args, out: Path, model) -> int:
     strategies = args.strategies.split(",")
     curves, runs = [], []
     print(
@@ -47,22 +47,22 @@ def search(args, out: Path) -> int:
     )
     with sim_ray(args.gpus):
         for rep in range(args.reps):
-            model = model_for(args, rep)
+            rep_model = model.of_rep(rep)
             for strategy in strategies:
                 asha = STRATEGIES[strategy]["scheduler"] == "asha"
                 trials = args.trials * args.asha_trials if asha else args.trials
-                run = run_once(SPACES[args.space], strategy, rep=rep, gpus=args.gpus, trials=trials, model=model,
-                               root=out / "runs")  # fmt: skip
+                run = run_once(SPACES[args.space], strategy, rep=rep, gpus=args.gpus, trials=trials,
+                               model=rep_model, root=out / "runs")  # fmt: skip
                 if _stopped(run):
-                    return _search_tables(out, curves, runs, strategies, args) or run.code or 130
+                    _search_tables(out, curves, args)
+                    return run.code or 130
                 curves.append(analysis.curve(run))
-                runs.append(analysis.overhead(run, model) | {"rep": rep})
+                runs.append(analysis.overhead(run, rep_model) | {"rep": rep})
                 write_csv(pd.concat(curves, ignore_index=True), out / "curves.csv")
                 write_csv(pd.DataFrame(runs), out / "runs.csv")
                 best = curves[-1]["incumbent_true_fid"].iloc[-1]
                 print(f"  rep {rep} {strategy:22s} true FID {best:7.3f}  {run.wall_s:6.1f} s", flush=True)
-    _search_tables(out, curves, runs, strategies, args)
-    summary = analysis.search_summary(pd.concat(curves, ignore_index=True))
+    summary = _search_tables(out, curves, args)
     row = summary[summary["strategy"] == "tpe+asha"]
     if len(row) and "random" in strategies:
         share = float(row["budget_share_to_random_best"].iloc[0])
@@ -71,9 +71,10 @@ def search(args, out: Path) -> int:
     return 0
 
 
-def _search_tables(out: Path, curves: list, runs: list, strategies: list, args) -> int:
+def _search_tables(out: Path, curves: list, args) -> pd.DataFrame:
+    """search.csv and search.png from the runs so far, printed; the summary (empty before any run)."""
     if not curves:
-        return 0
+        return pd.DataFrame(columns=["strategy"])
     frame = pd.concat(curves, ignore_index=True)
     summary = analysis.search_summary(frame)
     write_csv(summary, out / "search.csv")
@@ -85,11 +86,11 @@ def _search_tables(out: Path, curves: list, runs: list, strategies: list, args) 
     analysis.plot_curves(frame, out / "search.png", title)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"), flush=True)
     print(f"tables: {out / 'search.csv'}, {out / 'curves.csv'}, {out / 'runs.csv'}; plot: {out / 'search.png'}")
-    return 0
+    return summary
 
 
-def overhead(args, out: Path) -> int:
-    model, rows = model_for(args, 0), []
+def overhead(args, out: Path, model) -> int:
+    rows = []
     print(f"simulate overhead: {args.strategy} on {args.space}, trials {args.trials} x GPUs {args.gpus}", flush=True)
     for gpus in args.gpus:
         with sim_ray(gpus):
@@ -118,10 +119,10 @@ def overhead(args, out: Path) -> int:
     return 0
 
 
-def tables(args, out: Path) -> int:
+def tables(args, out: Path, model) -> int:
     from sweep.simulate.tables import time_writes
 
-    rows = time_writes(SPACES[args.space], model_for(args, 0), out / "runs", sorted(args.rows))
+    rows = time_writes(SPACES[args.space], model, out / "runs", sorted(args.rows))
     frame = pd.DataFrame(rows)
     for col in ("trials_csv_ms", "with_boards_ms", "study_ms"):  # how a write grows: ms per 1,000 rows
         if len(frame) > 1:

@@ -9,6 +9,7 @@ is set by two figures: a flow-matching protocol trial's training time and one fi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from dataclasses import dataclass, field
@@ -84,6 +85,11 @@ class SimModel:
         train = (end - start) / self.steps * self.train_s * self.costs[self.target(params)]
         evaluate = self.fid_s if end >= self.steps else self.fid_s * self.eval_samples / self.fid_samples
         return train, evaluate
+
+    def of_rep(self, rep: int) -> "SimModel":
+        """Repetition ``rep``: its own landscape and search seed, the same space, costs and schedule."""
+        surface = dataclasses.replace(self.surface, seed=rep)
+        return dataclasses.replace(self, surface=surface, base={**self.base, "seed": rep})
 
     def check_targets(self, targets) -> None:
         missing = sorted(set(targets) - set(self.costs))

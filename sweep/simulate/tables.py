@@ -7,7 +7,8 @@ write handles the columns a real sweep's would. Timed per write, at each size:
 - ``with_boards_ms``: ``SweepTable.save()``, what a trial's end costs (trials.csv, the sweep's leaderboard,
   the merged one re-read under its lock);
 - ``study_ms``: one ask, suggest and tell of seeded TPE on an SQLite study holding that many finished trials
-  (what the searcher costs per trial).
+  (what the searcher costs per trial), and as many failed ones: the draws of the rows' configs, asked on the
+  same study and closed as FAIL.
 """
 
 from __future__ import annotations
