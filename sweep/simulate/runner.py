@@ -136,17 +136,9 @@ def run_once(space, strategy: str, *, rep: int, gpus: int, trials: int, model: S
         cpus_per_trial=CPU_PER_TRIAL,
         gpus_per_trial=0.0,
     )
-    settings = {
-        "trials": trials,
-        "seeds": 1,
-        "seed": rep,
-        "metric": "final_fid",
-        "objectives": "fid",
-        "max_failures": 0,
-        "storage": "sqlite",
-        "mlflow": None,
-        **STRATEGIES[strategy],
-    }
+    from sweep.run import OLD_SWEEP_SETTINGS  # sweep.run's defaults of the settings it saves
+
+    settings = {**OLD_SWEEP_SETTINGS, "trials": trials, "seed": rep, "max_failures": 0, **STRATEGIES[strategy]}
     make = trial_factory(model, folder / "sim_log.jsonl")
     timer = ResultTimer()
     with open(folder / "driver.log", "w") as out, contextlib.redirect_stdout(out), timer.timing():
