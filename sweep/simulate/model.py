@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ def relative_costs(path: Path) -> dict[str, float]:
         if not isinstance(rec, dict) or rec.get("what") != "train_step" or rec.get("variant", "fast") != "fast":
             continue
         ms = rec.get("ms_per_step")
-        if isinstance(ms, (int, float)) and ms > 0 and isinstance(rec.get("target"), str):
+        if isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0 and isinstance(rec.get("target"), str):
             per_target.setdefault(rec["target"], []).append(float(ms))
     if FM_TARGET not in per_target:
         raise CostsError(

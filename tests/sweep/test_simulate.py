@@ -97,11 +97,15 @@ def test_step_costs_come_from_bench_lines(tmp_path):
         json.dumps({"what": "train_step", "target": "pureflow", "variant": "naive", "ms_per_step": 99.0}),
         json.dumps({"what": "train_step", "target": "meanflow", "variant": "fast", "ms_per_step": 40.0}),
         json.dumps({"what": "train_step", "target": "meanflow", "variant": "fast", "ms_per_step": 50.0}),
+        # not a measurement: nan, inf, a word (Python's json writes and reads NaN and Infinity)
+        json.dumps({"what": "train_step", "target": "meanflow", "variant": "fast", "ms_per_step": float("nan")}),
+        json.dumps({"what": "train_step", "target": "lsd", "variant": "fast", "ms_per_step": float("inf")}),
+        json.dumps({"what": "train_step", "target": "lsd", "variant": "fast", "ms_per_step": "fast"}),
     ]
     path = tmp_path / "bench.jsonl"
     path.write_text("\n".join(lines) + "\n")
     assert relative_costs(path) == {"meanflow": 2.25, "pureflow": 1.0}
-    path.write_text(lines[-1])
+    path.write_text(lines[5])
     with pytest.raises(CostsError, match="no fused train_step record of target 'pureflow'"):
         relative_costs(path)
     with pytest.raises(CostsError, match="cannot read"):
