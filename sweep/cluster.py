@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -65,15 +66,32 @@ def connect(address: str | None) -> None:
     and join whatever they name, retrying a dead head for ever when the file is
     stale, or joining a colleague's instance (and dying with it). ``--address
     auto`` is the explicit way to join one.
+
+    Either way the connection is locked with a token (``sweep.auth``): a local Ray starts in token mode with
+    the user's or the project's token; a cluster is asked first whether it takes this user's token, so a
+    missing or wrong one is a ClusterError (one sentence), and a cluster without authentication a warning.
     """
     import ray
 
+    from sweep import auth
+
     if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else local Ray writes an auth token under $HOME
+        try:
+            note = auth.for_local_ray()
+        except auth.AuthError as e:
+            raise ClusterError(str(e)) from None
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="warning")
         return
     address = probe_address(address)  # again: sweep.confirm and library callers come here directly
     os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", str(CONNECT_TIMEOUT_S))
+    try:
+        warning = auth.for_cluster(address)
+    except auth.AuthError as e:
+        raise ClusterError(str(e)) from None
+    if warning:
+        print(warning, file=sys.stderr)
     try:
         ray.init(address=address, log_to_driver=False, logging_level="warning")
     except (ConnectionError, TimeoutError, RuntimeError) as e:

@@ -21,7 +21,7 @@ from pathlib import Path
 from search_spaces import SPACES
 from sweep.simulate import commands
 from sweep.simulate.runner import ASHA_TRIALS, STRATEGIES
-from sweep import signals
+from sweep import auth, signals
 from trainer.cli import Parser, usage_error
 
 
@@ -93,7 +93,8 @@ def run(args) -> int:
     try:
         out = check(args)
         model = commands.model_for(args)  # the cost table and the space's targets, checked before Ray starts
-    except ValueError as e:
+        auth.for_local_ray()  # its token usable (sim_ray starts Ray with it)
+    except (ValueError, auth.AuthError) as e:
         return usage_error(str(e))
     out.mkdir(parents=True, exist_ok=True)
     return getattr(commands, args.command)(args, out, model)

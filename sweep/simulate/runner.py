@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,11 @@ def sim_ray(gpus: int):
             raise RuntimeError(f"this process's Ray has {have:g} {SIM_GPU}, fewer than the {gpus} asked for")
         yield
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from sweep import auth
+
+    note = auth.for_local_ray()  # locked with a token like every Ray the project starts
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     ray.init(
         address="local",
         resources={SIM_GPU: gpus},
