@@ -18,9 +18,11 @@ The token itself is never printed, logged, written to results or put on a comman
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import stat
+import sys
 from pathlib import Path
 
 MODE_ENV = "RAY_AUTH_MODE"
@@ -129,21 +131,41 @@ def for_local_ray() -> str | None:
     return note
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Ray's C++ client logs each refused call to file descriptor 2 itself; the refusal is reported here, once."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _accepts(address: str) -> bool:
+    """Whether the GCS at ``address`` answers this process's first question (its cluster id), as Ray's clients
+    ask it first; False when it refuses the token (or its absence)."""
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError
+
+    with _quiet_stderr():
+        try:
+            GcsClient(address=address)
+        except AuthenticationError:
+            return False
+    return True
+
+
 def for_cluster(address: str) -> str | None:
     """Before joining ``address``: the cluster refuses no token, or takes the user's. Raises AuthError (one
     sentence) when it asks for a token none was found for, or refuses the one found; returns a warning when
     the cluster takes connections without a token."""
-    from ray._raylet import GcsClient
-    from ray.exceptions import AuthenticationError
-
     source = user_token()
     set_mode("disabled")
-    try:
-        GcsClient(address=address)
-        open_to_all = True
-    except AuthenticationError:
-        open_to_all = False
-    if open_to_all:
+    if _accepts(address):
         return (
             f"warning: the Ray cluster at {address} takes connections without a token: anyone who reaches its "
             f"ports can run code as its user; start it with {MODE_ENV}=token (docs/security.md)"
@@ -154,10 +176,8 @@ def for_cluster(address: str) -> str | None:
             f"(looked in {looked_in()})"
         )
     set_mode("token")
-    try:
-        GcsClient(address=address)
-    except AuthenticationError:
-        raise AuthError(f"--address {address}: the Ray cluster refused the token from {source}") from None
+    if not _accepts(address):
+        raise AuthError(f"--address {address}: the Ray cluster refused the token from {source}")
     return None
 
 
@@ -165,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m sweep.auth path``: the token file a Ray of the project's starts with, made if needed: the
     path printed (never the token), or an empty line when ``$RAY_AUTH_TOKEN`` holds the user's own. The SLURM
     recipe points every node's Ray at it."""
-    import sys
-
     argv = sys.argv[1:] if argv is None else argv
     if argv != ["path"]:
         print("usage: python -m sweep.auth path", file=sys.stderr)

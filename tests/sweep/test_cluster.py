@@ -116,3 +116,31 @@ def test_an_unreachable_address_exits_2_within_30_seconds(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and time.time() - start < 30, out
     assert f"--address 127.0.0.1:{port}: no Ray head answers there" in out
+
+
+@pytest.mark.parametrize("token", ["none", "wrong"])
+def test_joining_without_the_clusters_token_or_with_a_wrong_one_exits_2_naming_where_it_looked(
+    cluster, tmp_path, token
+):
+    import os
+    import subprocess
+    import sys
+
+    # a user with no token anywhere (another HOME, no variable), or one whose token is another cluster's
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+    env |= {"HOME": str(tmp_path / "home"), "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    if token == "wrong":
+        env["RAY_AUTH_TOKEN"] = "f" * 64
+    args = [*sweep_args("baselines", tmp_path, "join", 10, "--trials", "1"), "--address", cluster.address]
+    start = time.time()
+    out = subprocess.run([sys.executable, "-m", "sweep.run", *args], env=env, capture_output=True, text=True)
+    assert out.returncode == 2 and time.time() - start < 60, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    expected = {
+        "none": f"error: --address {cluster.address}: the Ray cluster asks for an authentication token and none "
+        f"was found (looked in $RAY_AUTH_TOKEN, $RAY_AUTH_TOKEN_PATH, {tmp_path}/home/.ray/auth_token and "
+        f"{tmp_path}/home/.cache/meanflow-sweep/secrets/ray_auth_token)",
+        "wrong": f"error: --address {cluster.address}: the Ray cluster refused the token from $RAY_AUTH_TOKEN",
+    }[token]
+    assert lines == [expected], out.stderr
+    assert not (tmp_path / "join").exists()
