@@ -65,6 +65,8 @@ def test_rayjob_manifest_has_what_kuberay_needs():
     assert "--results-dir /shared/results" in spec["entrypoint"] and "--storage journal" in spec["entrypoint"]
     assert spec["shutdownAfterJobFinishes"] is True
     cluster = spec["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}  # KubeRay makes the Secret and sets it in every container
+    assert tuple(map(int, cluster["rayVersion"].split("."))) >= (2, 52)  # the first Ray with token authentication
     head = cluster["headGroupSpec"]["template"]["spec"]["containers"][0]
     workers = cluster["workerGroupSpecs"][0]
     worker = workers["template"]["spec"]["containers"][0]
