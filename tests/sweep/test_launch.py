@@ -22,19 +22,23 @@ def test_slurm_script_starts_a_head_then_workers_then_the_driver(tmp_path):
         "HEAD_IP": "10.1.2.3",
         "SRUN": "srun",
         "DRY_RUN": "1",
-        "SLURM_GPUS_ON_NODE": "8",
-        "SLURM_CPUS_ON_NODE": "64",
+        "SLURM_CPUS_ON_NODE": "64",  # the batch node's alone
+        "SLURM_JOB_CPUS_PER_NODE": "64,32(x2)",  # every node's, in the node list's order
         "SLURM_JOB_ID": "4242",
     }
     out = run_script(env, "--space", "full", "--trials", "200")
     assert out.returncode == 0, out.stderr
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("+ ")]
+    lines = [ln for ln in out.stdout.replace("\ntrap", " trap").splitlines() if ln.startswith("+ ")]
+    assert lines[0] == "+ RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=$(python3 -m sweep.auth path)"  # a path, not a token
+    lines = lines[1:]
     head = "start --head --node-ip-address=10.1.2.3 --port=24242 --include-dashboard=false"
-    assert head in lines[0] and "-w node-a" in lines[0] and "--cpus-per-task=64 --gres=gpu:8" in lines[0]
-    assert '--resources={"meanflow_job_4242": 1} --num-cpus=64 --num-gpus=8 --block' in lines[0]  # this job's head
+    assert head in lines[0] and "srun --overlap --whole --nodes=1 --ntasks=1 -w node-a" in lines[0]
+    assert lines[0].endswith('--resources={"meanflow_job_4242": 1} --num-cpus=64')  # this job's head
+    assert '--num-gpus="$g" --block' in lines[0]  # the GPUs SLURM gave the step, counted on the node
     assert "from ray.scripts.scripts import main" in lines[0]  # Ray's CLI of MEANFLOW_PYTHON, not one on PATH
     workers = [ln for ln in lines if "start --address=10.1.2.3:24242" in ln]
     assert len(workers) == 2 and "-w node-b" in workers[0] and "-w node-c" in workers[1]
+    assert all(w.endswith("--num-cpus=32") for w in workers)  # each node's own CPUs, not the batch node's
     # a stable name and --resume auto: a requeued job continues its sweep
     driver = "+ python3 -m sweep.run --address 10.1.2.3:24242 --space full --trials 200 --name meanflow-4242"
     assert lines[-1] == driver + " --resume auto"
