@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe points every node's Ray at it."""
     argv = sys.argv[1:] if argv is None else argv
     if argv != ["path"]:
-        print("usage: python -m sweep.auth path", file=sys.stderr)
+        print(f"error: python -m sweep.auth takes one word, path; got {' '.join(argv)!r}", file=sys.stderr)
         return 2
     try:
         if user_token(named_only=True) is None:

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
@@ -184,6 +185,7 @@ def check_resume(folder: Path) -> dict:
         read_table(folder / "trials.csv")
     except DamagedTable as e:
         raise UsageError(str(e)) from None
+    check_owned(folder)
     db = folder / "optuna.db"
     if saved.get("storage", "sqlite") == "sqlite" and db.exists():
         import sqlite3
@@ -196,6 +198,25 @@ def check_resume(folder: Path) -> dict:
     return saved
 
 
+def check_owned(folder: Path) -> None:
+    """--resume unpickles Tune's saved state (running whatever code the pickles name), so the sweep's folders
+    and pickles must be the user's own and writable by nobody else: a shared results folder is untrusted."""
+    me = os.getuid()
+    paths = [folder, *folder.glob("ray"), *folder.glob("ray/*"), *folder.glob("ray/*/*.pkl")]
+    paths += list(folder.glob("ray/*/*/*.pkl"))  # each trial's params.pkl
+    for path in paths:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if info.st_uid != me or info.st_mode & 0o002:
+            who = "not yours" if info.st_uid != me else "writable by every user"
+            raise UsageError(
+                f"{path} is {who}, and --resume would unpickle Tune's state from there (running its code as "
+                "you): resume only a sweep folder that you own and nobody else can write"
+            )
+
+
 def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
     """The search's own settings (saved in sweep.json), each checked before Ray starts."""
     from trainer.config import from_flat
@@ -204,6 +225,11 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         raise UsageError(f"--seeds {args.seeds} must be at least 1")
     if args.storage not in ("sqlite", "journal") and "://" not in args.storage:
         raise UsageError(f"--storage {args.storage!r} is not sqlite, journal or a database URL (scheme://...)")
+    if "://" in args.storage and urllib.parse.urlsplit(args.storage).password:
+        raise UsageError(
+            "--storage: the database URL carries a password, which ps shows to every user and sweep.json would "
+            "keep; leave it out and give it to the database client (~/.pgpass, ~/.my.cnf or its environment)"
+        )
     if args.seeds > 1 and args.scheduler == "asha":
         raise UsageError("--seeds > 1 cannot go with --scheduler asha: ASHA would stop single seeds of a config")
     if args.confirm_top < 0:

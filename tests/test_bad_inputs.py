@@ -56,6 +56,9 @@ def make_scratch(root: Path) -> Path:
     config = {"config_hash": "h", "label": "meanflow", "baseline": "meanflow", "params": {"objective": "meanflow"}}
     plan = {"top": 1, "objectives": 7, "seeds": [1, 2], "configs": [config], "level": 0.05}
     (results / "bad-plan-objectives" / "confirm.json").write_text(json.dumps(plan))
+    (results / "open").mkdir()  # a sweep folder anyone can write: its pickles are not to be trusted
+    (results / "open" / "sweep.json").write_text((good / "sweep.json").read_text())
+    (results / "open").chmod(0o777)
     (root / "all-damaged" / "x").mkdir(parents=True)  # every sweep of this results folder is damaged
     (root / "all-damaged" / "x" / "trials.csv").write_bytes(b"trial_id,status\nabc,compl")
     (root / "a-file").write_text("not a folder")
@@ -152,6 +155,13 @@ CASES = [
     # --- python -m sweep.run ---
     ("sweep.run", ["--results-dir", R, "--name", "compile-cache"], "--name compile-cache is the results folder's"),
     ("sweep.run", ["--results-dir", R, "--set", "lr=abc"], "lr='abc' must be a number"),
+    (
+        "sweep.run",
+        ["--results-dir", R, "--storage", "postgresql://me:s3cret@db.example/sweeps"],
+        "--storage: the database URL carries a password, which ps shows to every user",
+    ),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "open"], "{root}/results/open is writable by every user"),
+    ("sweep.auth", ["token"], "python -m sweep.auth takes one word, path; got 'token'"),
     ("sweep.run", ["--results-dir", R, "--set", "steps=1.5"], "steps=1.5 must be an integer"),
     ("sweep.run", ["--results-dir", R, "--seed", "99999999999999999999999"], "--seed 99999999999999999999999 must be"),
     ("sweep.run", ["--results-dir", R, "--cpus-per-trial", "nan"], "--cpus-per-trial nan must be a finite number > 0"),
