@@ -25,11 +25,12 @@ test: $(VENV)/.installed slurm-for-ci
 	$(BIN)/python -m pytest -q
 
 # In CI (CI=true, as root, Debian): the OS packages the real-scheduler test needs (tests/sweep/test_slurm.py
-# starts its own one-node SLURM from them). Elsewhere that test is skipped unless they are installed.
+# starts its own two-host SLURM from them, hosts as network namespaces). Elsewhere that test is skipped unless
+# they are installed.
 slurm-for-ci:
 	@if [ -n "$$CI" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && ! command -v slurmctld >/dev/null \
 	  && ! [ -x /usr/sbin/slurmctld ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge iproute2 util-linux >/dev/null; fi
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m trainer.bench $(ARGS)
