@@ -509,8 +509,8 @@ do_stop() {
         f=$(dpid "$h")
         alive "$f" && p=$(pid_of "$f") && kill -TERM "$p" 2>/dev/null && pids="$pids $p"
     done
-    for p in $pids; do
-        wait_until 5 sh -c "! kill -0 $p 2>/dev/null"
+    for p in $pids; do       # their state is thrown away: no long grace
+        wait_until 2 sh -c "! kill -0 $p 2>/dev/null"
     done
     for h in $ALL_NS; do
         [ -n "$(ns_var "$h")" ] && ns_kill_all "$(ns_var "$h")"
@@ -535,7 +535,7 @@ do_stop() {
     # 5. namespaces, veths, bridge
     net_down
     # 6. a bind of ours that leaked into this mount namespace (should not happen)
-    for m in $(awk -v d="$DIR/" 'index($5 "/", d) == 1 { print $5 }' /proc/self/mountinfo 2>/dev/null | sort -r); do
+    for m in $(awk -v d="$DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo 2>/dev/null | sort -r); do
         umount -l "$m" 2>/dev/null
     done
     return 0

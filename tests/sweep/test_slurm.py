@@ -6,7 +6,7 @@ stranger's host. Marked ``slurm``; skipped where the daemons are not installed (
 munge``) or not run as root.
 
 - Two one-node jobs share the hosts as two users' jobs would (their Ray heads must not collide): one meets
-  its time limit again and again and requeues itself; another is stopped with ``scancel --batch
+  its time limit and requeues itself until its sweep is done; another is stopped with ``scancel --batch
   --signal=TERM``, submitted again, then requeued with ``scontrol requeue``.
 - One two-host job, on unequal hosts: trials run on both; the stranger's host, with no token and with a wrong
   one, is refused as a driver, through Ray Client and as a joining node; n2's Ray node killed is started again
@@ -114,8 +114,10 @@ def assert_clean_logs(folder: Path, *names: str) -> None:
 def test_time_limit_scancel_and_requeue_lose_nothing_and_run_nothing_twice(slurm, tmp_path):
     env = slurm["env"]
     share = "--exclusive=user"  # two one-node jobs may share a host, as one user's jobs do
-    # more work than one allocation holds (about 3 minutes on two busy cores), so the limit is always met
-    limited = submit(env, tmp_path, "limit", share, "--nodes=1", "--time=2", "--signal=B:USR1@60", steps=250)
+    # SLURM checks limits once a minute, so with --time=3 and the warning at 60 s the driver runs 120-180 s of
+    # an allocation, about 35 s of it starting (the job, Ray, the driver, the trial): more work than the most
+    # one allocation holds (about 3 minutes of training on two busy cores), so the limit is always met
+    limited = submit(env, tmp_path, "limit", share, "--nodes=1", "--time=3", "--signal=B:USR1@60", steps=800)
     stopped = submit(env, tmp_path, "stop", share, "--nodes=1")
 
     wait_for(lambda: completed(tmp_path, "stop") >= 1, 300, "a first trial of the stopped sweep", every=2)
