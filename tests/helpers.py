@@ -146,16 +146,17 @@ def assert_first_order_in_dt(name, net, x_t, t, t_next, v, u, slope):
 
 
 # ------------------------------------------------ drivers as subprocesses (as a user's or a batch job's)
-def start_driver(args, module: str = "sweep.run", **env):
+def start_driver(args, module: str = "sweep.run", base: dict | None = None, **env):
     """``python -m sweep.run ARGS`` in its own session (signals reach its process group), output captured;
-    ``env`` adds variables (RAY_TMPDIR for a Ray temp folder of its own); RAY_ADDRESS is never inherited."""
+    ``base`` replaces this process's environment (a user without a token), ``env`` adds variables
+    (RAY_TMPDIR for a Ray temp folder of its own); RAY_ADDRESS is never inherited."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    environ = {**os.environ, "PYTHONPATH": str(root), **env}
+    environ = {**(os.environ if base is None else base), "PYTHONPATH": str(root), **env}
     environ.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],

@@ -25,8 +25,10 @@
 #
 # Layout: a bridge in the root network namespace holding .1 of a private /24
 # that is not in use here (checked against every address, route and resolver
-# of this machine), and three network namespaces on it: n1 (.11, CPUs=2),
-# n2 (.12, CPUs=1) and "foreign" (.13, no slurmd: a stranger on the same
+# of this machine), and four network namespaces on it: n1 (.11, CPUs=2) and
+# n2 (.12, CPUs=1) in the default partition "hosts", n3 (.14, CPUs=2) alone in
+# the partition "single" (one-node jobs beside a multi-host one), and
+# "foreign" (.13, no slurmd: a stranger on the same
 # network). Each has lo and eth0 up and NO default route: the hosts reach only
 # each other and the bridge address, nothing leaves the machine.
 # slurmctld listens on the bridge address (SlurmctldHost=<this host>(<.1>)).
@@ -65,8 +67,8 @@ set -u
 PROG=${0##*/}
 PATH=$PATH:/usr/sbin:/sbin:/usr/bin:/bin
 TIMEOUT=${SLURM_HOSTS_TIMEOUT:-30}
-HOSTS="n1 n2"                 # hosts with a slurmd
-ALL_NS="n1 n2 foreign"        # every namespace on the bridge
+HOSTS="n1 n2 n3"              # hosts with a slurmd
+ALL_NS="n1 n2 n3 foreign"     # every namespace on the bridge
 USAGE="usage: $PROG start|stop|status DIR | kill-host|revive-host|net-down|net-up|netns DIR HOST"
 LOCK=/run/lock/slurm_hosts.net.lock
 
@@ -291,7 +293,7 @@ net_up() {
         echo "SH_BRIDGE=shb$sfx"
         echo "SH_CTLD_IP=$net.1"
         for h in $ALL_NS; do
-            case "$h" in n1) i=11 ;; n2) i=12 ;; foreign) i=13 ;; esac
+            case "$h" in n1) i=11 ;; n2) i=12 ;; foreign) i=13 ;; n3) i=14 ;; esac
             echo "SH_NS_$h=sh$sfx-$h"
             echo "SH_IP_$h=$net.$i"
             echo "SH_VETH_$h=shv$sfx${h:0:1}${h:1:1}"
@@ -465,7 +467,9 @@ MessageTimeout=10
 MailProg=/bin/true
 NodeName=n1 NodeAddr=$SH_IP_n1 NodeHostname=n1 CPUs=2 RealMemory=1000 State=UNKNOWN
 NodeName=n2 NodeAddr=$SH_IP_n2 NodeHostname=n2 CPUs=1 RealMemory=1000 State=UNKNOWN
+NodeName=n3 NodeAddr=$SH_IP_n3 NodeHostname=n3 CPUs=2 RealMemory=1000 State=UNKNOWN
 PartitionName=hosts Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+PartitionName=single Nodes=n3 MaxTime=INFINITE State=UP
 ${SLURM_HOSTS_EXTRA_CONF:-}
 EOF
 

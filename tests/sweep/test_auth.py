@@ -72,15 +72,7 @@ def test_the_projects_token_is_made_once_private_and_never_printed(tmp_path):
 def test_a_local_sweep_refuses_strangers_and_its_token_stays_out_of_every_file(tmp_path, ray_tmp):
     env = without_auth(tmp_path / "home", RAY_TMPDIR=ray_tmp)
     args = sweep_args("baselines", tmp_path / "results", "locked", 400, "--trials", "1", fid_samples=32, eval_every=0)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweep.run", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_driver(args, base=env)
     try:
         rows = tmp_path / "results" / "locked" / "trials.csv"
         wait_for(lambda: rows.is_file() and "running" in rows.read_text(), 120, "the trial to start")

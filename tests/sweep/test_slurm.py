@@ -1,11 +1,12 @@
 """The SLURM recipe under a real scheduler on real hosts: a two-host SLURM started once for this module.
 
 ``slurm_hosts.sh`` runs munged and slurmctld here and one slurmd per host, each host a Linux network
-namespace on a private bridge (n1: 2 CPUs, n2: 1 CPU), with a third namespace on the same network as a
-stranger's host. Marked ``slurm``; skipped where the daemons are not installed (``apt-get install slurm-wlm
-munge``) or not run as root.
+namespace on a private bridge (n1: 2 CPUs and n2: 1 CPU in the default partition, n3: 2 CPUs in its own),
+with one more namespace on the same network as a stranger's host. Marked ``slurm``; skipped where the
+daemons are not installed (``apt-get install slurm-wlm munge``) or not run as root. The one-node jobs and
+the two-host job run at the same time (SLURM's waits overlap; the suite stays short):
 
-- Two one-node jobs share the hosts as two users' jobs would (their Ray heads must not collide): one meets
+- Two one-node jobs share the host n3 as two users' jobs would (their Ray heads must not collide): one meets
   its time limit and requeues itself until its sweep is done; another is stopped with ``scancel --batch
   --signal=TERM``, submitted again, then requeued with ``scontrol requeue``.
 - One two-host job, on unequal hosts: trials run on both; the stranger's host, with no token and with a wrong
@@ -111,14 +112,21 @@ def assert_clean_logs(folder: Path, *names: str) -> None:
             assert "Killed" not in text and "Traceback" not in text, text
 
 
-def test_time_limit_scancel_and_requeue_lose_nothing_and_run_nothing_twice(slurm, tmp_path):
+def test_real_slurm_hosts_lose_no_config_run_none_twice_and_let_no_stranger_in(slurm, tmp_path):
+    with ThreadPoolExecutor(2) as pool:  # the two-host job's waits beside these jobs' waits
+        two = pool.submit(two_hosts_closed_to_strangers_survive_a_lost_ray_node_and_a_dead_host, slurm, tmp_path)
+        one_node_jobs_time_limit_scancel_and_requeue(slurm, tmp_path)
+        two.result()
+
+
+def one_node_jobs_time_limit_scancel_and_requeue(slurm, tmp_path):
     env = slurm["env"]
-    share = "--exclusive=user"  # two one-node jobs may share a host, as one user's jobs do
+    share = ("--exclusive=user", "--partition=single")  # two one-node jobs share n3, as one user's jobs do
     # SLURM checks limits once a minute, so with --time=3 and the warning at 60 s the driver runs 120-180 s of
     # an allocation, about 35 s of it starting (the job, Ray, the driver, the trial): more work than the most
     # one allocation holds (about 3 minutes of training on two busy cores), so the limit is always met
-    limited = submit(env, tmp_path, "limit", share, "--nodes=1", "--time=3", "--signal=B:USR1@60", steps=800)
-    stopped = submit(env, tmp_path, "stop", share, "--nodes=1")
+    limited = submit(env, tmp_path, "limit", *share, "--nodes=1", "--time=3", "--signal=B:USR1@60", steps=800)
+    stopped = submit(env, tmp_path, "stop", *share, "--nodes=1")
 
     wait_for(lambda: completed(tmp_path, "stop") >= 1, 300, "a first trial of the stopped sweep", every=2)
     first = rows(tmp_path, "stop").query("status == 'completed'")
@@ -129,7 +137,7 @@ def test_time_limit_scancel_and_requeue_lose_nothing_and_run_nothing_twice(slurm
     log = (tmp_path / f"stop-{stopped}.log").read_text()
     assert "interrupted by SIGTERM" in log and "continue with python -m sweep.run --resume --name stop" in log, log
 
-    again = submit(env, tmp_path, "stop", share, "--nodes=1")  # the same command, submitted again: it continues
+    again = submit(env, tmp_path, "stop", *share, "--nodes=1")  # the same command, submitted again: it continues
     wait_for(lambda: completed(tmp_path, "stop") >= 2, 300, "a second trial after the resubmission", every=2)
     run(env, "scontrol", "requeue", again)
     wait_for(lambda: ended(env, again), 400, "the requeued job to finish", every=2)
@@ -198,7 +206,8 @@ def trial_hosts(folder: Path, name: str) -> set[str]:
     return found
 
 
-def test_two_unequal_hosts_closed_to_strangers_survive_a_lost_ray_node_and_a_dead_host(slurm, tmp_path):
+def two_hosts_closed_to_strangers_survive_a_lost_ray_node_and_a_dead_host(slurm, tmp_path):
+    """Unequal hosts used whole, a stranger refused every way in, a lost Ray node started again, a dead host."""
     env, hosts = slurm["env"], slurm["hosts"]
     n1, n2 = hosts["SH_IP_n1"], hosts["SH_IP_n2"]
     two = submit(env, tmp_path, "two", "--nodes=2", "--exclusive", steps=400, trials=4, concurrent=3)
@@ -246,6 +255,11 @@ def test_two_unequal_hosts_closed_to_strangers_survive_a_lost_ray_node_and_a_dea
         for (what, token), out in outcomes.items():
             let_in = out.returncode == 0 and out.stdout.strip().splitlines()[-1:] in (["accepted"], ["ok"])
             if token == own:  # the same host and door with the secret is let in: the token keeps the rest out
+                for attempt in range(2):  # Ray Client's per-client server can miss its start on two busy cores
+                    if let_in or "Starting Ray client server failed" not in out.stderr:
+                        break
+                    out = as_stranger(slurm, what, address, token, tmp_path / f"again{attempt}")
+                    let_in = out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == ["ok"]
                 assert let_in, (what, out.stderr[-1500:])
             else:
                 assert not let_in, (what, token, out.stderr[-1500:])
