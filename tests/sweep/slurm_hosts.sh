@@ -492,6 +492,16 @@ EOF
 }
 
 # ---- stop ------------------------------------------------------------------------
+stop_daemon() {   # stop_daemon PIDFILE SECONDS: SIGTERM, SIGKILL after SECONDS, pid file removed
+    local p
+    if alive "$1"; then
+        p=$(pid_of "$1")
+        kill -TERM "$p" 2>/dev/null
+        wait_until "$2" sh -c "! kill -0 $p 2>/dev/null" || kill -KILL "$p" 2>/dev/null
+    fi
+    rm -f "$1"
+}
+
 do_stop() {
     local f p pids h m
     load_env
@@ -521,21 +531,11 @@ do_stop() {
     done
     for p in $pids; do kill -KILL "$p" 2>/dev/null; done   # in case its namespace is gone
     for h in $HOSTS; do rm -f "$(dpid "$h")"; done
-    if alive "$CPID"; then
-        p=$(pid_of "$CPID")
-        kill -TERM "$p" 2>/dev/null
-        wait_until 15 sh -c "! kill -0 $p 2>/dev/null" || kill -KILL "$p" 2>/dev/null
-    fi
-    rm -f "$CPID"
+    stop_daemon "$CPID" 15
     # 3. this cluster's job processes anywhere else
     sweep_job_procs
     # 4. munged last (scancel above needed it)
-    if alive "$MPID"; then
-        p=$(pid_of "$MPID")
-        kill -TERM "$p" 2>/dev/null
-        wait_until 10 sh -c "! kill -0 $p 2>/dev/null" || kill -KILL "$p" 2>/dev/null
-    fi
-    rm -f "$MPID"
+    stop_daemon "$MPID" 10
     # 5. namespaces, veths, bridge
     net_down
     # 6. a bind of ours that leaked into this mount namespace (should not happen)
