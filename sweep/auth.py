@@ -117,7 +117,7 @@ def set_mode(mode: str) -> None:
 
 def for_local_ray() -> str | None:
     """Before a Ray of the sweep's own starts: token mode on, the user's token or the project's. Returns a
-    note when ``RAY_AUTH_MODE=disabled`` was set and is not followed (the sweep's own Ray is always locked).
+    note when the environment asks for no authentication; it is not followed (the sweep's own Ray is always locked).
     Ray's own ``~/.ray/auth_token`` is not used: Ray writes it readable by every user."""
     note = None
     if os.environ.get(MODE_ENV, "").lower() not in ("", "token"):
