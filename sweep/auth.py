@@ -125,10 +125,17 @@ def for_local_ray() -> str | None:
             f"{MODE_ENV}={os.environ[MODE_ENV]} is not followed: the sweep's own Ray always asks for a token "
             "(docs/security.md)"
         )
-    if user_token(named_only=True) is None:
-        os.environ[PATH_ENV] = str(ensure_own_token())
+    local_token()
     set_mode("token")
     return note
+
+
+def local_token() -> str:
+    """The token a Ray of the project's starts with: the user's named one (its path, or "" for
+    ``$RAY_AUTH_TOKEN``), else the project's file, made if needed and named by ``RAY_AUTH_TOKEN_PATH``."""
+    if user_token(named_only=True) is None:
+        os.environ[PATH_ENV] = str(ensure_own_token())
+    return "" if os.environ.get(TOKEN_ENV, "").strip() else str(Path(os.environ[PATH_ENV]).expanduser())
 
 
 @contextlib.contextmanager
@@ -190,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: python -m sweep.auth takes one word, path; got {' '.join(argv)!r}", file=sys.stderr)
         return 2
     try:
-        if user_token(named_only=True) is None:
-            print(ensure_own_token())
-        else:
-            print("" if os.environ.get(TOKEN_ENV, "").strip() else Path(os.environ[PATH_ENV]).expanduser())
+        print(local_token())
     except AuthError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
