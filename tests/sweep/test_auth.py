@@ -120,17 +120,32 @@ def test_a_cluster_without_authentication_is_joined_with_a_warning_naming_the_ri
     # authentication off on purpose: this test is about a cluster somebody else started without it
     env = without_auth(tmp_path / "home", RAY_TMPDIR=ray_tmp, RAY_AUTH_MODE="disabled")
     ray_cli = [sys.executable, "-c", "from ray.scripts.scripts import main; main()"]
-    head = [*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"]
-    started = subprocess.run(head, env=env, capture_output=True, text=True, timeout=120)
+    head = [*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--block"]
+    # its own process group, stopped alone at the end (`ray stop` would stop every Ray of this user here)
+    started = subprocess.Popen(
+        head, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
-        assert started.returncode == 0, started.stderr[-2000:]
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(listening, 120, "the head without authentication")
         join = "import ray, sys\nfrom sweep.cluster import connect\nconnect(sys.argv[1])\nprint(len(ray.nodes()))"
         user = without_auth(tmp_path / "home", RAY_TMPDIR=ray_tmp)  # no token: the cluster asks for none
         out = subprocess.run(
             [sys.executable, "-c", join, f"127.0.0.1:{port}"], env=user, capture_output=True, text=True, timeout=120
         )
     finally:
-        subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        os.killpg(started.pid, signal.SIGTERM)
+        try:
+            started.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(started.pid, signal.SIGKILL)
     assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
     assert f"the Ray cluster at 127.0.0.1:{port} takes connections without a token" in out.stderr
     assert "anyone who reaches its ports can run code as its user" in out.stderr
