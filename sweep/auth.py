@@ -115,19 +115,18 @@ def set_mode(mode: str) -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def for_local_ray() -> str | None:
-    """Before a Ray of the sweep's own starts: token mode on, the user's token or the project's. Returns a
-    note when the environment asks for no authentication; it is not followed (the sweep's own Ray is always locked).
+def for_local_ray() -> None:
+    """Before a Ray of the sweep's own starts: token mode on, the user's token or the project's. An environment
+    asking for no authentication is not followed, and a note on stderr says so (once: the mode is then token).
     Ray's own ``~/.ray/auth_token`` is not used: Ray writes it readable by every user."""
-    note = None
     if os.environ.get(MODE_ENV, "").lower() not in ("", "token"):
-        note = (
-            f"{MODE_ENV}={os.environ[MODE_ENV]} is not followed: the sweep's own Ray always asks for a token "
-            "(docs/security.md)"
+        print(
+            f"note: {MODE_ENV}={os.environ[MODE_ENV]} is not followed: the sweep's own Ray always asks for a "
+            "token (docs/security.md)",
+            file=sys.stderr,
         )
     local_token()
     set_mode("token")
-    return note
 
 
 def local_token() -> str:

@@ -77,11 +77,9 @@ def connect(address: str | None) -> None:
 
     if address is None:
         try:
-            note = auth.for_local_ray()
+            auth.for_local_ray()
         except auth.AuthError as e:
             raise ClusterError(str(e)) from None
-        if note:
-            print(f"note: {note}", file=sys.stderr)
         ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level="warning")
         return
     address = probe_address(address)  # again: sweep.confirm and library callers come here directly

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +41,7 @@ def sim_ray(gpus: int):
         return
     from sweep import auth
 
-    note = auth.for_local_ray()  # locked with a token like every Ray the project starts
-    if note:
-        print(f"note: {note}", file=sys.stderr)
+    auth.for_local_ray()  # locked with a token like every Ray the project starts
     ray.init(
         address="local",
         resources={SIM_GPU: gpus},
