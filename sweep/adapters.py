@@ -77,3 +77,9 @@ def result_handler():
 
     private(TuneController, "_process_trial_result")
     return TuneController, "_process_trial_result"
+
+
+def frozen_trial_id(frozen) -> int:
+    """The storage id of an Optuna FrozenTrial (``_trial_id``): what ``optuna.trial.Trial(study, id)`` takes to
+    tell a RUNNING trial that a dead driver asked for (Optuna's public API reaches it only from ``ask``)."""
+    return private(frozen, "_trial_id")

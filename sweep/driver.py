@@ -14,7 +14,8 @@ from sweep.progress import RecordsCallback
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
 from sweep.ranking import rank
-from sweep.tables import SweepTable
+from sweep.tables import DamagedTable, SweepTable, load_sweep_json
+from search_spaces import SPACES
 from sweep.adapters import tune_config_of
 from sweep.search import RUNGS, close_orphans, make_scheduler, make_searcher
 from sweep.study import study_storage
@@ -55,7 +56,7 @@ def search(
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
         return summarize(folder, name, total, asha=settings["scheduler"] == "asha")
 
-    callbacks = [signals.GracefulStop(on_deadline), callback]
+    callbacks = [signals.GracefulStop(on_deadline, in_flight=callback.in_flight), callback]
     if settings.get("mlflow") is not None:
         from sweep.tracking import MlflowTracking, default_uri
 
@@ -76,7 +77,7 @@ def search(
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(space, folder, name, settings, args.max_concurrent),
+                search_alg=make_searcher(space, folder, name, settings, args.max_concurrent, bool(args.resume)),
                 scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS),
                 num_samples=total,
                 reuse_actors=True,
@@ -109,15 +110,15 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
     rows = list(table.rows.values())
     ended = sum(r["status"] in ENDED for r in rows)  # from the table: Tune's grid counts interrupted trials as ended
     board = rank(table.frame())
-    print(
-        f"\n{name}: {sum(r['status'] == 'completed' for r in rows)} completed, "
-        f"{sum(r['status'] in FAILED for r in rows)} failed, "
-        f"{sum(r['status'] == 'stopped' for r in rows)} stopped early, of {trials}"
-    )
+    counts = {word: sum(r["status"] in statuses for r in rows) for word, statuses in COUNTED.items()}
+    shown = [f"{n} {word}" for word, n in counts.items() if n or word != "not finished"]
+    print(f"\n{name}: {', '.join(shown)}, of {trials}")
     if len(board):
         cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
         print(board[cols].head(top).to_string(index=False))
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
+    for line in unfinished(rows, folder):
+        print(line)
     if asha:
         warn_early_signal(table.frame())
     if ended < trials:
@@ -131,6 +132,35 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
         return 1
     return 0
+
+
+# the summary's counts: what each word counts, in its order ("not finished" only where there are some)
+COUNTED = {
+    "completed": ("completed",),
+    "failed": FAILED,
+    "stopped early": ("stopped",),
+    "not finished": ("interrupted", "running", "pending"),
+}
+
+
+def unfinished(rows: list[dict], folder: Path) -> list[str]:
+    """Lines naming every config handed out and not ended (by its baseline or objective and its trial id) and
+    every baseline the sweep set out to run that no row holds: nothing hides behind a count."""
+    lines = []
+    for r in rows:
+        if r["status"] not in ENDED:
+            what = r.get("baseline") if isinstance(r.get("baseline"), str) else r.get("config.objective", "config")
+            lines.append(f"not finished: {what} ({r['trial_id']}, {r['status']})")
+    try:
+        saved = load_sweep_json(folder)
+        space = SPACES[saved["space"]]
+    except (DamagedTable, KeyError):
+        return lines
+    started = {r.get("baseline") for r in rows}
+    for name in space.point_names[: saved.get("trials", len(space.point_names))]:
+        if name not in started:
+            lines.append(f"not started: baseline {name}")
+    return lines
 
 
 def warn_early_signal(frame, threshold: float = 0.5) -> None:

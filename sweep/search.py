@@ -16,13 +16,14 @@ from pathlib import Path
 
 import optuna
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-from ray.tune.search import ConcurrencyLimiter, Repeater
+from ray.tune.search import ConcurrencyLimiter, Repeater, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from sweep import signals
+from sweep import handout, signals
 from sweep.adapters import asha_brackets, asha_rungs, asha_trial_brackets, optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
+from sweep.trainable import REPLAYS
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
@@ -57,14 +58,37 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     them a stopped trial would rank last, whatever it scored. Multi-objective
     studies take no intermediate values (Optuna has none for them). A result for
     a trial Optuna already closed (replayed after a resume) is dropped.
+
+    Configs handed out and lost to a stop before Tune saved them run again first, and the searcher hands
+    out at most ``budget`` configs in all, counted in the study (``sweep.handout``).
     """
 
     intermediate = True  # False: stopped trials reach Optuna with no value (what sweep.simulate compares
-    # with); a class default, so a searcher pickled before the flag existed restores with it
+    # with); class defaults, so a searcher pickled before a setting existed restores with it
+    budget: int | None = None  # configs the sweep set out to run
+    records: Path | None = None  # its trials.csv: where a lost config's first row and folder are read
 
-    def __init__(self, *args, intermediate: bool = True, **kwargs):
+    def __init__(self, *args, intermediate: bool = True, budget=None, records=None, resume=False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.intermediate = intermediate
+        self.intermediate, self.budget, self.records = intermediate, budget, records
+        self._replays = handout.lost(self._ot_study, self._ot_trials) if resume else []
+
+    def restore(self, checkpoint_path: str):
+        super().restore(checkpoint_path)
+        self._replays = handout.lost(self._ot_study, self._ot_trials)  # the study knows more than the snapshot
+
+    def suggest(self, trial_id: str):
+        replays = getattr(self, "_replays", [])
+        if replays:  # a config handed out before a stop that Tune never saved: again, before any new one
+            self._ot_trials[trial_id] = handout.reopen(self._ot_study, replays.pop(0))
+        elif self.budget and handout.handed_out(self._ot_study) >= self.budget:
+            return Searcher.FINISHED
+        config = super().suggest(trial_id)
+        if isinstance(config, dict):
+            first = handout.claim(self._ot_trials[trial_id], 0, trial_id, self.records)
+            if first:
+                config[REPLAYS] = first
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict):
         if not self.intermediate:
@@ -113,7 +137,15 @@ class SeedGroups(Repeater):
     def suggest(self, trial_id: str):
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            config["seed"] = self.base_seed + seed_group(self, trial_id).count() - 1
+            group = seed_group(self, trial_id)
+            k = group.count() - 1
+            config["seed"] = self.base_seed + k
+            ot_trial = optuna_trial(self.searcher, group.primary_trial_id)
+            if k > 0 and ot_trial is not None:  # the group's first trial claimed seed 0 in the searcher
+                config.pop(REPLAYS, None)
+                first = handout.claim(ot_trial, k, trial_id, self.searcher.records)
+                if first:
+                    config[REPLAYS] = first
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs):
@@ -148,21 +180,23 @@ class SeedGroups(Repeater):
 
 
 def close_orphans(storage, name: str) -> int:
-    """Once every trial has ended: Optuna trials still RUNNING belong to a driver that was killed (its searcher
-    state, restored from an older checkpoint, asked again for that config). They are closed as FAIL, so the
-    study keeps no stale row; the config itself was told once, by the resumed run."""
+    """Once every trial has ended, an Optuna trial still RUNNING is a hand-out no Tune trial ran (a resumed
+    searcher runs every lost one again first: ``sweep.handout``): it is closed as FAIL, with a warning naming
+    it, so the study keeps no stale row and nothing is hidden."""
     study = optuna.load_study(study_name=name, storage=storage)
     orphans = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     for t in orphans:
+        print(f"warning: Optuna trial {t.number} ({handout.params_of(t)}) was handed out and never run; closed as FAIL")
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     return len(orphans)
 
 
-def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None):
+def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None, resume: bool = False):
     """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
 
     ``settings`` may also name ``sampler`` "random" (seeded random search) or "tpe-group", and set
     ``intermediate`` False (stopped trials tell Optuna nothing): ``sweep.simulate`` compares them.
+    ``resume``: a study of that name may hold this sweep's hand-outs already (``sweep.handout``).
 
     MOTPE rather than NSGA-II: NSGA-II evolves populations of ~50 per
     generation, more trials than most sweeps here run; TPE models every trial.
@@ -175,11 +209,14 @@ def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent
         space=space.define,
         metric=[metric, COST] if multi else metric,
         mode=["min", "min"] if multi else "min",
-        points_to_evaluate=space.points or None,
+        points_to_evaluate=handout.new_points(space.points, storage, name) or None,
         sampler=SAMPLERS[settings.get("sampler", "tpe")](seed=settings["seed"]),
         storage=storage,
         study_name=name,
         intermediate=settings.get("intermediate", True),
+        budget=settings["trials"],
+        records=folder / "trials.csv",
+        resume=resume,
     )
     if settings["seeds"] > 1:
         searcher = SeedGroups(searcher, settings["seeds"], settings["seed"])

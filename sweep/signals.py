@@ -170,8 +170,8 @@ class GracefulStop(Callback):
     code) runs when Tune has not returned ``grace_s`` seconds after the signal.
     """
 
-    def __init__(self, on_deadline=None, grace_s: float | None = None):
-        self.on_deadline = on_deadline
+    def __init__(self, on_deadline=None, grace_s: float | None = None, in_flight=None):
+        self.on_deadline, self.in_flight = on_deadline, in_flight  # in_flight(): the trials running, named
         self.grace_s = grace_s if grace_s is not None else grace_seconds()
 
     def _deadline(self) -> None:
@@ -207,6 +207,10 @@ class GracefulStop(Callback):
                 file=sys.stderr,
                 flush=True,
             )
+            if self.in_flight:  # said at once: whatever ends this process next (Ray's processes dying
+                # with the job's steps), the log names what --resume runs again
+                names = self.in_flight()
+                print(f"in flight: {', '.join(names) if names else 'none'}", file=sys.stderr, flush=True)
             threading.Thread(target=self._deadline, name="stop-deadline", daemon=True).start()
             if callable(tune_stop):
                 tune_stop(signum, frame)

@@ -94,24 +94,26 @@ class MlflowTracking(Callback):
         self._guard("trial start", self._start, trial)
 
     def _start(self, trial) -> None:
-        if not self.parent or trial.trial_id in self.children:
-            return
         from sweep.trainable import flat_params
 
+        key = _row(trial)  # a lost hand-out run again continues its first run
+        if not self.parent or key in self.children:
+            return
         params = flat_params(trial.config)
-        tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": trial.trial_id, "meanflow.sweep": self.sweep}
+        tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": key, "meanflow.sweep": self.sweep}
         try:
             tags["seed"] = str(self.configs.of(params).seed)
         except ValueError:  # a bad config: the trial fails with this message itself
             pass
-        run = self.client.create_run(self.experiment, run_name=trial.trial_id, tags=tags)
-        self.children[trial.trial_id] = run.info.run_id
+        run = self.client.create_run(self.experiment, run_name=key, tags=tags)
+        self.children[key] = run.info.run_id
         for key, value in params.items():
             self.client.log_param(run.info.run_id, key, value)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "intermediate_fid" in result and trial.trial_id in self.children:
-            run, fid, step = self.children[trial.trial_id], result["intermediate_fid"], result["step"]
+        run = self.children.get(_row(trial))
+        if "intermediate_fid" in result and run is not None:
+            fid, step = result["intermediate_fid"], result["step"]
             self._guard("metric", lambda: self.client.log_metric(run, "intermediate_fid", fid, step=step))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -121,7 +123,7 @@ class MlflowTracking(Callback):
         self._guard("trial end", self._end, trial)
 
     def _end(self, trial) -> None:
-        run = self.children.get(trial.trial_id)
+        run = self.children.get(_row(trial))
         if run is None:
             return
         last = trial.last_result or {}
@@ -156,3 +158,9 @@ class MlflowTracking(Callback):
         if self.parent:
             status = "KILLED" if signals.stopping() else "FINISHED"
             self._guard("sweep end", self.client.set_terminated, self.parent, status)
+
+
+def _row(trial) -> str:
+    from sweep.trainable import row_id
+
+    return row_id(trial.trial_id, trial.config)

@@ -57,11 +57,26 @@ def fail(status: str, message: str, **fields) -> None:
 
 
 JOB = "__job__"  # a confirmation run's whole config, nested under one key of Tune's grid
+REPLAYS = "__replays__"  # a lost hand-out run again: {"trial_id": its row, "dir": that row's last folder}
 
 
 def flat_params(config: dict) -> dict:
-    """A trial's own flat keys: a nested confirmation job unpacked."""
-    return {**config.get(JOB, {}), **{k: v for k, v in config.items() if k != JOB}}
+    """A trial's own flat keys: a nested confirmation job unpacked, the replay marker left out."""
+    return {**config.get(JOB, {}), **{k: v for k, v in config.items() if k not in (JOB, REPLAYS)}}
+
+
+def row_id(trial_id: str, config: dict) -> str:
+    """The results row of a Tune trial: its own id, or the id of the trial whose lost config it runs again
+    (``sweep.handout``)."""
+    return (config.get(REPLAYS) or {}).get("trial_id") or trial_id
+
+
+def last_checkpoint(folder: str):
+    """The newest Tune checkpoint holding a trainer checkpoint in a trial folder, or None."""
+    from ray import tune
+
+    found = sorted(p for p in Path(folder).glob("checkpoint_*") if (p / "checkpoint.pt").is_file()) if folder else []
+    return tune.Checkpoint.from_directory(str(found[-1])) if found else None
 
 
 def trial_config(config: dict, base: dict, out_dir: Path, checkpoint_dir: Path):
@@ -108,11 +123,12 @@ def trainable(config: dict, base: dict, finals: str | None = None) -> None:
         cfg = trial_config(config, base, out_dir, scratch)
     except ValueError as e:  # a bad config is the trial's own failure: reported, never retried
         return fail("error", str(e))
-    final_path = Path(finals) / f"{ctx.get_trial_id()}.json" if finals else None
+    final_path = Path(finals) / f"{row_id(ctx.get_trial_id(), config)}.json" if finals else None
     done = saved_final(final_path, cfg) if final_path else None
     if done is not None:  # this trial ended before; its driver died before it saved that
         return tune.report(done)
-    restored = tune.get_checkpoint()
+    # a lost hand-out run again continues from the last checkpoint its first run reported
+    restored = tune.get_checkpoint() or last_checkpoint((config.get(REPLAYS) or {}).get("dir", ""))
     if restored is not None:  # a resumed trial continues from its last report
         with restored.as_directory() as d:
             dest = checkpoint_path(scratch)

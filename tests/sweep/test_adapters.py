@@ -15,6 +15,7 @@ from sweep.adapters import (
     asha_brackets,
     asha_rungs,
     asha_trial_brackets,
+    frozen_trial_id,
     optuna_holds,
     optuna_trial,
     private,
@@ -33,6 +34,16 @@ def test_optuna_search_holds_its_trials_by_tune_id():
     s.suggest("t1")
     assert optuna_holds(s, "t1") and not optuna_holds(s, "t2")
     assert isinstance(optuna_trial(s, "t1"), optuna.trial.Trial) and optuna_trial(s, "t2") is None
+
+
+def test_a_frozen_trial_has_the_storage_id_a_live_trial_is_made_from():
+    study = optuna.create_study()
+    asked = study.ask()
+    frozen = study.get_trials(deepcopy=False)[0]
+    again = optuna.trial.Trial(study, frozen_trial_id(frozen))
+    assert again.number == asked.number
+    again.suggest_float("x", 0, 1)
+    assert asked.params == again.params  # the same trial in storage
 
 
 def test_a_repeater_groups_trials_and_its_groups_have_what_seed_groups_reads():
