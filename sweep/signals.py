@@ -19,15 +19,27 @@ default) the driver writes its tables from what it already has, prints the
 summary and the ``--resume`` command, stops this process's children and
 exits 128 + signal, whatever Tune is doing. What a resume needs was already
 on disk: Tune's periodic experiment state, every trial's last checkpoint,
-finished trials' rows and finals (never rerun), the Optuna study.
+finished trials' rows and finals (never rerun), the Optuna study, and in it
+every config handed out (``sweep.handout`` runs the lost ones again).
+
+The first stop signal also names the trials in flight at once: what ends the
+process next (a scheduler killing Ray's processes with the job's steps) may
+leave no time for more. Ray's own processes can end under a driver that got
+no signal (the GCS killed, its host gone): Ray's driver then exits 1 once the
+GCS has not answered for ``gcs_rpc_server_reconnect_timeout_s`` (60 s by
+default), which reads as "every trial failed". The driver watches the GCS's
+port instead, and ``lost_after_s()`` before Ray gives up it stops as a
+SIGTERM does (tables, summary, the trials in flight, exit 143).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 
 from ray.tune import Callback
 
@@ -37,6 +49,8 @@ _received: list[int] = []  # the first stop signal this process received (module
 _settled = threading.Event()  # Ray is stopped too: nothing left that can hang
 _lock = threading.Lock()
 _summary_by: list[str] = []  # who prints the summary after a stop: "driver" (Tune returned) or "deadline"
+_cause: list[str] = []  # what stopped the driver when no signal did (Ray's GCS lost)
+WATCH_EVERY_S = 2.0  # how often the driver knocks on its GCS's port
 
 
 class Stopped(KeyboardInterrupt):
@@ -59,7 +73,8 @@ def exit_code() -> int | None:
 
 
 def signal_name() -> str:
-    return signal.Signals(_received[0]).name if _received else ""
+    """What stopped the driver: the signal's name, or the loss of Ray's GCS."""
+    return _cause[0] if _cause else signal.Signals(_received[0]).name if _received else ""
 
 
 def _note(signum: int) -> None:
@@ -91,6 +106,7 @@ def reset() -> None:
     _received.clear()
     _settled.clear()
     _summary_by.clear()
+    _cause.clear()
 
 
 def stoppable(body, message: str) -> int:
@@ -141,6 +157,28 @@ def grace_seconds() -> float:
     return value
 
 
+def lost_after_s() -> float:
+    """How long the GCS may not answer before the driver stops: well before Ray's driver gives up on it
+    (``RAY_gcs_rpc_server_reconnect_timeout_s``, 60 s by default), so a GCS that Ray would wait for (a
+    restart with GCS fault tolerance) is waited for too."""
+    try:
+        ray_s = float(os.environ.get("RAY_gcs_rpc_server_reconnect_timeout_s", "60"))
+    except ValueError:
+        ray_s = 60.0
+    return max(ray_s - 10.0, ray_s / 2) if ray_s > 0 else 50.0
+
+
+def answers(address: str, timeout: float = 2.0) -> bool:
+    """Whether something accepts connections on ``address`` (host:port): a dead GCS's port refuses at once, a
+    lost host's times out."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def stop_children() -> None:
     """SIGKILL to every descendant of this process (a local Ray's GCS, raylet and workers), read from /proc."""
     parents: dict[int, int] = {}
@@ -174,8 +212,8 @@ class GracefulStop(Callback):
         self.on_deadline, self.in_flight = on_deadline, in_flight  # in_flight(): the trials running, named
         self.grace_s = grace_s if grace_s is not None else grace_seconds()
 
-    def _deadline(self) -> None:
-        if _settled.wait(self.grace_s):
+    def _deadline(self, wait: bool = True) -> None:
+        if wait and _settled.wait(self.grace_s):
             return
         code = exit_code()
         if not _claim("deadline"):  # the driver is printing its summary: it gets a little longer
@@ -183,7 +221,9 @@ class GracefulStop(Callback):
                 return
         else:
             try:
-                print(f"Ray did not stop within {self.grace_s:g} s of the signal; stopping without it", file=sys.stderr)
+                if wait:
+                    late = f"Ray did not stop within {self.grace_s:g} s of the signal; stopping without it"
+                    print(late, file=sys.stderr)
                 code = self.on_deadline() if self.on_deadline else code
             except Exception as e:  # noqa: BLE001  (the process ends below whatever went wrong here)
                 print(f"error: the summary could not be written ({e}); rerun with --resume", file=sys.stderr)
@@ -192,8 +232,34 @@ class GracefulStop(Callback):
         stop_children()
         os._exit(code or exit_code() or 1)
 
+    def _say_in_flight(self) -> None:
+        if self.in_flight:
+            names = self.in_flight()
+            print(f"in flight: {', '.join(names) if names else 'none'}", file=sys.stderr, flush=True)
+
+    def _watch(self, address: str, lost_s: float) -> None:
+        """Stops the driver as a SIGTERM would once its GCS has not answered for ``lost_s``."""
+        down_since = None
+        while not _settled.wait(WATCH_EVERY_S) and not _summary_by:
+            if answers(address):
+                down_since = None
+                continue
+            down_since = down_since or time.monotonic()
+            if time.monotonic() - down_since >= lost_s and not stopping():
+                _note(signal.SIGTERM)
+                _cause.append(f"the loss of Ray's GCS at {address}")
+                print(f"Ray's GCS at {address} has not answered for {lost_s:g} s: stopping", file=sys.stderr)
+                self._say_in_flight()
+                return self._deadline(wait=False)
+
     def setup(self, **info):
         tune_stop = signal.getsignal(signal.SIGUSR1)  # installed by Tune just before the callbacks' setup
+        import ray
+
+        if ray.is_initialized():
+            address = ray.get_runtime_context().gcs_address
+            watch = threading.Thread(target=self._watch, args=(address, lost_after_s()), name="gcs-watch", daemon=True)
+            watch.start()
 
         def handler(signum, frame):
             if stopping():
@@ -207,10 +273,7 @@ class GracefulStop(Callback):
                 file=sys.stderr,
                 flush=True,
             )
-            if self.in_flight:  # said at once: whatever ends this process next (Ray's processes dying
-                # with the job's steps), the log names what --resume runs again
-                names = self.in_flight()
-                print(f"in flight: {', '.join(names) if names else 'none'}", file=sys.stderr, flush=True)
+            self._say_in_flight()  # at once: what ends this process next may leave no time (module docstring)
             threading.Thread(target=self._deadline, name="stop-deadline", daemon=True).start()
             if callable(tune_stop):
                 tune_stop(signum, frame)

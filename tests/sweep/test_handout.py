@@ -49,9 +49,7 @@ def test_a_config_lost_with_its_driver_runs_again_first_under_its_row_and_is_tol
     trials = study(tmp_path).trials
     assert [t.state for t in trials if t.state != STATES.WAITING] == [STATES.COMPLETE] * 3
     assert [t.value for t in trials if t.state == STATES.COMPLETE] == [3.0, 2.0, 1.0]  # told once each
-    assert sorted(t.params["objective"] for t in trials if t.params) == sorted(
-        c["objective"] for c in (a, b, e)
-    )
+    assert sorted(t.params["objective"] for t in trials if t.params) == sorted(c["objective"] for c in (a, b, e))
 
 
 def test_a_restored_snapshot_runs_again_only_what_it_never_saw(tmp_path):

@@ -1,0 +1,103 @@
+"""A driver that ends between a trial's start and Tune's next save loses no config (sweep.handout).
+
+Each test hits that window on purpose: Tune's periodic save is put an hour away (TUNE_GLOBAL_CHECKPOINT_S)
+and trials report no checkpoint (which would force a save), so Tune's last save predates the trial that
+is running when the driver ends. The sweep then runs the baselines an uninterrupted one would, each
+completed once, under the first row it got, told to Optuna once, and the study holds no FAIL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+
+import optuna
+import pandas as pd
+
+from sweep.run import main
+from tests.helpers import start_driver, stop_when, sweep_args, wait_for
+
+BASELINES = {"pureflow", "meanflow", "alphaflow"}  # the first three points: what --trials 3 runs
+WINDOW = {"TUNE_GLOBAL_CHECKPOINT_S": "3600"}  # Tune saves at its start and at a clean stop only
+
+
+def args(folder, name: str) -> list[str]:
+    extra = ("--trials", "3", "--max-concurrent", "1")
+    return sweep_args("baselines", folder, name, 60, *extra, fid_samples=64, eval_every=0, eval_samples=0)
+
+
+def second_trial_running(csv):
+    """The moment the second trial's row says running (the first completed before it): its hand-out is in
+    the study and its row on disk, and Tune's last save holds neither."""
+
+    def ready():
+        try:
+            frame = pd.read_csv(csv)
+        except (OSError, pd.errors.EmptyDataError, KeyError):
+            return None
+        status = list(frame.get("status", []))
+        return status.count("completed") == 1 and status.count("running") == 1 and frame
+
+    return ready
+
+
+def check_whole(folder, name: str, lost: str) -> None:
+    """Every baseline completed once, the lost trial's row among them, each told once; no FAIL, no RUNNING."""
+    rows = pd.read_csv(folder / name / "trials.csv")
+    assert len(rows) == 3 and set(rows["status"]) == {"completed"}, rows[["trial_id", "status"]]
+    assert sorted(rows["config.objective"]) == sorted(BASELINES)
+    assert lost in set(rows["trial_id"])  # run again under its own row, not a new one
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / name / 'optuna.db'}")
+    states = optuna.trial.TrialState
+    told = [t for t in study.trials if t.state != states.WAITING]
+    assert [t.state for t in told] == [states.COMPLETE] * 3
+    assert sorted(t.params["objective"] for t in told) == sorted(BASELINES)
+    by_row = {t.user_attrs["tune_trial.0"]: t.value for t in told}
+    assert by_row == dict(zip(rows["trial_id"], rows["final_fid"]))  # each row's FID is what Optuna was told
+
+
+def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path):
+    """SIGKILL to the driver and its Ray (its process group): nothing of it runs after."""
+    proc = start_driver(args(tmp_path, "k"), **WINDOW)
+    csv = tmp_path / "k" / "trials.csv"
+    got = {}
+
+    def ready():
+        got["rows"] = wait_for(second_trial_running(csv), 300, "the second trial's start", every=0.1)
+
+    out, _ = stop_when(proc, ready, signal.SIGKILL, group=True)
+    assert proc.returncode == -signal.SIGKILL, out
+    lost = got["rows"].loc[got["rows"]["status"] == "running", "trial_id"].item()
+    assert main([*args(tmp_path, "k"), "--resume"]) == 0
+    check_whole(tmp_path, "k", lost)
+
+
+def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path):
+    """The GCS of the driver's own Ray killed: the driver stops (exit 143, the trial in flight named) before
+    Ray's own 1, and --resume runs what was in flight again."""
+    proc = start_driver(args(tmp_path, "g"), RAY_gcs_rpc_server_reconnect_timeout_s="20", **WINDOW)
+    csv = tmp_path / "g" / "trials.csv"
+    got = {}
+
+    def ready():
+        got["rows"] = wait_for(second_trial_running(csv), 300, "the second trial's start", every=0.1)
+
+    def gcs_pid() -> int:
+        found = subprocess.run(["pgrep", "-g", str(proc.pid), "-f", "gcs_server"], capture_output=True, text=True)
+        return int(found.stdout.split()[0])
+
+    try:
+        ready()
+        os.kill(gcs_pid(), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    lost = got["rows"].loc[got["rows"]["status"] == "running", "trial_id"].item()
+    assert proc.returncode == 143, out
+    assert "has not answered" in out and f"in flight: {lost} (meanflow)" in out, out
+    assert f"not finished: meanflow ({lost}, interrupted)" in out and "not started: baseline alphaflow" in out
+    assert main([*args(tmp_path, "g"), "--resume"]) == 0
+    check_whole(tmp_path, "g", lost)
