@@ -62,12 +62,15 @@ def run(env, *cmd, timeout: float = 60) -> str:
     return out.stdout
 
 
-def submit(env, folder: Path, name: str, *options, steps: int = 150, trials: int = 3, concurrent: int = 1) -> str:
-    """sbatch of the recipe, as a user would, with the project's Python named by MEANFLOW_PYTHON."""
+def submit(
+    env, folder: Path, name: str, *options, steps: int = 150, trials: int = 3, concurrent: int = 1, **job_vars
+) -> str:
+    """sbatch of the recipe, as a user would, with the project's Python named by MEANFLOW_PYTHON (``job_vars``:
+    more of the job's environment)."""
     args = ["--name", name, "--space", "baselines", "--results-dir", str(folder / "results"), "--preset", "smoke"]
     args += ["--steps", str(steps), "--trials", str(trials), "--max-concurrent", str(concurrent), "--quiet"]
     args += ["--set", "fid_samples=64", "--set", "eval_every=50", "--set", "eval_samples=0"]
-    job_env = {**env, "MEANFLOW_PYTHON": sys.executable, "PYTHONPATH": str(ROOT)}
+    job_env = {**env, "MEANFLOW_PYTHON": sys.executable, "PYTHONPATH": str(ROOT), **job_vars}
     opts = [f"--output={folder}/{name}-%j.log", *options]
     return run(job_env, "sbatch", "--parsable", *opts, str(SCRIPT), *args).strip().split(";")[0]
 
@@ -88,9 +91,9 @@ def rows(folder: Path, name: str) -> pd.DataFrame | None:
         return None
 
 
-def completed(folder: Path, name: str) -> int:
+def completed(folder: Path, name: str, status: str = "completed") -> int:
     frame = rows(folder, name)
-    return 0 if frame is None or "status" not in frame else int((frame["status"] == "completed").sum())
+    return 0 if frame is None or "status" not in frame else int((frame["status"] == status).sum())
 
 
 def assert_every_config_once(folder: Path, name: str, n: int = 3) -> None:
@@ -137,8 +140,11 @@ def one_node_jobs_time_limit_scancel_and_requeue(slurm, tmp_path):
     log = (tmp_path / f"stop-{stopped}.log").read_text()
     assert "interrupted by SIGTERM" in log and "continue with python -m sweep.run --resume --name stop" in log, log
 
-    again = submit(env, tmp_path, "stop", *share, "--nodes=1")  # the same command, submitted again: it continues
-    wait_for(lambda: completed(tmp_path, "stop") >= 2, 300, "a second trial after the resubmission", every=2)
+    # the same command, submitted again: it continues. Tune's periodic save an hour away: the requeue lands in
+    # the third trial's first seconds, before any save holds it (its first checkpoint would force one)
+    again = submit(env, tmp_path, "stop", *share, "--nodes=1", TUNE_GLOBAL_CHECKPOINT_S="3600")
+    third = lambda: completed(tmp_path, "stop") >= 2 and completed(tmp_path, "stop", "running") == 1  # noqa: E731
+    wait_for(third, 300, "the third trial's start after the resubmission", every=0.2)
     run(env, "scontrol", "requeue", again)
     wait_for(lambda: ended(env, again), 400, "the requeued job to finish", every=2)
     info = job(env, again)

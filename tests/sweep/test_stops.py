@@ -42,10 +42,14 @@ def second_trial_running(csv):
     return ready
 
 
-def check_whole(folder, name: str, lost: str) -> None:
-    """Every baseline completed once, the lost trial's row among them, each told once; no FAIL, no RUNNING."""
+def check_whole(folder, name: str, before: pd.DataFrame) -> None:
+    """Every baseline completed once, the lost trial's row among them, the completed one untouched, each told
+    once; no FAIL, no RUNNING, one row each on the merged board."""
     rows = pd.read_csv(folder / name / "trials.csv")
     assert len(rows) == 3 and set(rows["status"]) == {"completed"}, rows[["trial_id", "status"]]
+    done = before[before["status"] == "completed"]
+    assert list(rows.set_index("trial_id").loc[done["trial_id"], "final_fid"]) == list(done["final_fid"])
+    lost = before.loc[before["status"] == "running", "trial_id"].item()
     assert sorted(rows["config.objective"]) == sorted(BASELINES)
     assert lost in set(rows["trial_id"])  # run again under its own row, not a new one
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / name / 'optuna.db'}")
@@ -55,6 +59,7 @@ def check_whole(folder, name: str, lost: str) -> None:
     assert sorted(t.params["objective"] for t in told) == sorted(BASELINES)
     by_row = {t.user_attrs["tune_trial.0"]: t.value for t in told}
     assert by_row == dict(zip(rows["trial_id"], rows["final_fid"]))  # each row's FID is what Optuna was told
+    assert len(pd.read_csv(folder / "leaderboard.csv")) == 3
 
 
 def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path):
@@ -68,9 +73,8 @@ def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session,
 
     out, _ = stop_when(proc, ready, signal.SIGKILL, group=True)
     assert proc.returncode == -signal.SIGKILL, out
-    lost = got["rows"].loc[got["rows"]["status"] == "running", "trial_id"].item()
     assert main([*args(tmp_path, "k"), "--resume"]) == 0
-    check_whole(tmp_path, "k", lost)
+    check_whole(tmp_path, "k", got["rows"])
 
 
 def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path):
@@ -100,4 +104,4 @@ def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_ses
     assert "has not answered" in out and f"in flight: {lost} (meanflow)" in out, out
     assert f"not finished: meanflow ({lost}, interrupted)" in out and "not started: baseline alphaflow" in out
     assert main([*args(tmp_path, "g"), "--resume"]) == 0
-    check_whole(tmp_path, "g", lost)
+    check_whole(tmp_path, "g", got["rows"])
