@@ -54,6 +54,11 @@ def lost(study, held: dict) -> list:
     return [t for t in study.get_trials(deepcopy=False, states=(STATES.RUNNING,)) if t.number not in numbers]
 
 
+def still_open(study, ot_trial) -> bool:
+    """Whether ``ot_trial`` is still RUNNING in the study, that is, not told yet."""
+    return any(t.number == ot_trial.number for t in study.get_trials(deepcopy=False, states=(STATES.RUNNING,)))
+
+
 def reopen(study, frozen):
     """The live Optuna trial of a RUNNING ``frozen`` one: told like any trial the searcher asked for."""
     return optuna.trial.Trial(study, frozen_trial_id(frozen))

@@ -126,8 +126,13 @@ class RecordsCallback(Callback):
         self.table.update(self._row(trial), **fields)
         self.save(now=True)
         row = self._row(trial)
-        again = f" again (Tune trial {trial.trial_id}): handed out before a stop" if row != trial.trial_id else ""
-        self._say(f"start {row}{again} {params}")
+        if row != trial.trial_id:  # said even with --quiet: the log of a requeued job shows what ran again
+            print(
+                f"[{time.time() - self.t0:7.1f}s] {row} ({fields['baseline'] or params}) runs again as Tune trial "
+                f"{trial.trial_id}: it was handed out before a stop that Tune's state never saw",
+                flush=True,
+            )
+        self._say(f"start {row} {params}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "final_fid" in result or "step" not in result:

@@ -67,21 +67,24 @@ class FinalOnlyOptunaSearch(OptunaSearch):
     # with); class defaults, so a searcher pickled before a setting existed restores with it
     budget: int | None = None  # configs the sweep set out to run
     records: Path | None = None  # its trials.csv: where a lost config's first row and folder are read
+    resumed = False
 
     def __init__(self, *args, intermediate: bool = True, budget=None, records=None, resume=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.intermediate, self.budget, self.records = intermediate, budget, records
+        self.resumed = resume  # the study may know more than this searcher: read it (a fresh sweep's does not)
         self._replays = handout.lost(self._ot_study, self._ot_trials) if resume else []
 
     def restore(self, checkpoint_path: str):
         super().restore(checkpoint_path)
+        self.resumed = True
         self._replays = handout.lost(self._ot_study, self._ot_trials)  # the study knows more than the snapshot
 
     def suggest(self, trial_id: str):
         replays = getattr(self, "_replays", [])
         if replays:  # a config handed out before a stop that Tune never saved: again, before any new one
             self._ot_trials[trial_id] = handout.reopen(self._ot_study, replays.pop(0))
-        elif self.budget and handout.handed_out(self._ot_study) >= self.budget:
+        elif self.resumed and self.budget and handout.handed_out(self._ot_study) >= self.budget:
             return Searcher.FINISHED
         config = super().suggest(trial_id)
         if isinstance(config, dict):
@@ -112,7 +115,9 @@ class FinalOnlyOptunaSearch(OptunaSearch):
             # on_trial_result (Ray 2.60, TuneController._process_trial_result): it is the trial's last
             # intermediate value, the one that ranks it, so it is reported here
             self.on_trial_result(trial_id, result)
-        if optuna_holds(self, trial_id):  # unknown after some restores: nothing to tell
+        # unknown after some restores, or told already (a trial restored after its end reports it again)
+        held = optuna_holds(self, trial_id)
+        if held and (not self.resumed or handout.still_open(self._ot_study, optuna_trial(self, trial_id))):
             super().on_trial_complete(trial_id, result, error)
 
 

@@ -92,3 +92,32 @@ def test_a_searcher_made_again_enqueues_no_baseline_twice(tmp_path, storage):
 
     held = optuna.load_study(study_name="s", storage=study_storage(storage, tmp_path)).trials
     assert len(held) == 4 and all(t.state == STATES.RUNNING for t in held)  # none enqueued twice
+
+
+def test_a_lost_trial_continues_from_the_newest_checkpoint_its_folder_holds(tmp_path):
+    from sweep.trainable import last_checkpoint
+
+    for name, with_file in (("checkpoint_000000", True), ("checkpoint_000002", True), ("checkpoint_000003", False)):
+        (tmp_path / name).mkdir()
+        if with_file:  # a checkpoint folder cut before its file landed is not one
+            (tmp_path / name / "checkpoint.pt").write_bytes(b"x")
+    assert last_checkpoint(str(tmp_path)).path == str(tmp_path / "checkpoint_000002")
+    assert last_checkpoint("") is None and last_checkpoint(str(tmp_path / "none")) is None
+
+
+def test_the_summary_names_what_was_handed_out_and_not_finished(tmp_path, capsys):
+    from sweep.driver import summarize
+    from sweep.tables import SweepTable
+
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "sweep.json").write_text(
+        '{"name": "s", "space": "baselines", "preset": "smoke", "base": {"preset": "smoke"}, "trials": 3}'
+    )
+    table = SweepTable(tmp_path, "s", "baselines")
+    table.update("a1", status="completed", baseline="pureflow", final_fid=5.0, config_hash="h", seed=0, fid_kind="k")
+    table.update("b2", status="interrupted", baseline="meanflow")
+    table.save()
+    assert summarize(tmp_path / "s", "s", 3) == 130
+    out = capsys.readouterr().out
+    assert "s: 1 completed, 0 failed, 0 stopped early, 1 not finished, of 3" in out
+    assert "not finished: meanflow (b2, interrupted)" in out and "not started: baseline alphaflow" in out
