@@ -109,8 +109,8 @@ class RecordsCallback(Callback):
         return flat_params(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        params = self._params(trial)
-        row = self.table.rows.get(self._row(trial), {})
+        params, key = self._params(trial), self._row(trial)
+        row = self.table.rows.get(key, {})
         try:  # known at start, so a failed trial has its hash and seed too
             cfg = self.configs.of(params)
         except ValueError:  # the trial fails with this message itself
@@ -123,16 +123,15 @@ class RecordsCallback(Callback):
         else:
             fields["started_at"] = now()
         fields["trial_dir"] = trial.path  # Tune's own record of the trial folder (samples.png, progress.csv)
-        self.table.update(self._row(trial), **fields)
+        self.table.update(key, **fields)
         self.save(now=True)
-        row = self._row(trial)
-        if row != trial.trial_id:  # said even with --quiet: the log of a requeued job shows what ran again
+        if key != trial.trial_id:  # said even with --quiet: the log of a requeued job shows what ran again
             print(
-                f"[{time.time() - self.t0:7.1f}s] {row} ({fields['baseline'] or params}) runs again as Tune trial "
+                f"[{time.time() - self.t0:7.1f}s] {key} ({fields['baseline'] or params}) runs again as Tune trial "
                 f"{trial.trial_id}: it was handed out before a stop that Tune's state never saw",
                 flush=True,
             )
-        self._say(f"start {row} {params}")
+        self._say(f"start {key} {params}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "final_fid" in result or "step" not in result:
