@@ -42,14 +42,16 @@ def second_trial_running(csv):
     return ready
 
 
-def check_whole(folder, name: str, before: pd.DataFrame) -> None:
-    """Every baseline completed once, the lost trial's row among them, the completed one untouched, each told
-    once; no FAIL, no RUNNING, one row each on the merged board."""
+def check_whole(folder, name: str, before: pd.DataFrame, resumed: str) -> None:
+    """The lost trial run again by the study's record (``resumed``: the resumed driver's output), not by
+    Tune's; every baseline completed once, the lost trial's row among them, the completed one untouched, each
+    told once; no FAIL, no RUNNING, one row each on the merged board."""
     rows = pd.read_csv(folder / name / "trials.csv")
     assert len(rows) == 3 and set(rows["status"]) == {"completed"}, rows[["trial_id", "status"]]
     done = before[before["status"] == "completed"]
     assert list(rows.set_index("trial_id").loc[done["trial_id"], "final_fid"]) == list(done["final_fid"])
     lost = before.loc[before["status"] == "running", "trial_id"].item()
+    assert f"{lost} (meanflow) runs again as Tune trial" in resumed, resumed  # the window was hit
     assert sorted(rows["config.objective"]) == sorted(BASELINES)
     assert lost in set(rows["trial_id"])  # run again under its own row, not a new one
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / name / 'optuna.db'}")
@@ -62,7 +64,7 @@ def check_whole(folder, name: str, before: pd.DataFrame) -> None:
     assert len(pd.read_csv(folder / "leaderboard.csv")) == 3
 
 
-def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path):
+def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path, capsys):
     """SIGKILL to the driver and its Ray (its process group): nothing of it runs after."""
     proc = start_driver(args(tmp_path, "k"), **WINDOW)
     csv = tmp_path / "k" / "trials.csv"
@@ -74,10 +76,10 @@ def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session,
     out, _ = stop_when(proc, ready, signal.SIGKILL, group=True)
     assert proc.returncode == -signal.SIGKILL, out
     assert main([*args(tmp_path, "k"), "--resume"]) == 0
-    check_whole(tmp_path, "k", got["rows"])
+    check_whole(tmp_path, "k", got["rows"], capsys.readouterr().out)
 
 
-def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path):
+def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path, capsys):
     """The GCS of the driver's own Ray killed: the driver stops (exit 143, the trial in flight named) before
     Ray's own 1, and --resume runs what was in flight again."""
     proc = start_driver(args(tmp_path, "g"), RAY_gcs_rpc_server_reconnect_timeout_s="20", **WINDOW)
@@ -104,4 +106,4 @@ def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_ses
     assert "has not answered" in out and f"in flight: {lost} (meanflow)" in out, out
     assert f"not finished: meanflow ({lost}, interrupted)" in out and "not started: baseline alphaflow" in out
     assert main([*args(tmp_path, "g"), "--resume"]) == 0
-    check_whole(tmp_path, "g", got["rows"])
+    check_whole(tmp_path, "g", got["rows"], capsys.readouterr().out)
