@@ -10,7 +10,7 @@ from ray import tune
 
 from sweep import signals
 from sweep.confirm import confirm
-from sweep.progress import RecordsCallback
+from sweep.progress import RecordsCallback, named
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
 from sweep.ranking import rank
@@ -149,8 +149,7 @@ def unfinished(rows: list[dict], folder: Path) -> list[str]:
     lines = []
     for r in rows:
         if r["status"] not in ENDED:
-            what = r.get("baseline") if isinstance(r.get("baseline"), str) else r.get("config.objective", "config")
-            lines.append(f"not finished: {what} ({r['trial_id']}, {r['status']})")
+            lines.append(f"not finished: {named(r)} ({r['trial_id']}, {r['status']})")
     try:
         saved = load_sweep_json(folder)
         space = SPACES[saved["space"]]

@@ -64,17 +64,20 @@ def reopen(study, frozen):
     return optuna.trial.Trial(study, frozen_trial_id(frozen))
 
 
-def claim(ot_trial, k: int, trial_id: str, records: Path | None) -> dict | None:
+def claim(config: dict, ot_trial, k: int, trial_id: str, records: Path | None) -> dict:
     """Records that Tune trial ``trial_id`` runs seed ``k`` of ``ot_trial``'s config; when another Tune trial
-    got it first (a lost hand-out run again), the ``REPLAYS`` value naming that trial's row and folder."""
+    got it first (a lost hand-out run again), ``config`` gets ``REPLAYS`` naming that trial's row and folder
+    (and loses any it had: a seed group's members start from a copy of its first trial's config)."""
+    from sweep.trainable import REPLAYS
+
     key = f"tune_trial.{k}"
     first = ot_trial.user_attrs.get(key)
+    config.pop(REPLAYS, None)
     if first is None:
         ot_trial.set_user_attr(key, trial_id)
-        return None
-    if first == trial_id:
-        return None
-    return {"trial_id": first, "dir": trial_dir(records, first)}
+    elif first != trial_id:
+        config[REPLAYS] = {"trial_id": first, "dir": trial_dir(records, first)}
+    return config
 
 
 def trial_dir(records: Path | None, trial_id: str) -> str:

@@ -21,7 +21,7 @@ from sweep import signals
 from sweep.columns import FAILED, INTERMEDIATE, config_row, is_measurement
 from sweep.configs import Configs
 from sweep.tables import SweepTable
-from sweep.trainable import flat_params, row_id
+from sweep.trainable import flat_params, row_of
 
 PROGRESS_EVERY_S = 2.0  # an intermediate FID reaches trials.csv within this (on the driver loop's next step)
 BOARDS_EVERY_S = 10.0  # the leaderboards follow a trial's end within this
@@ -35,6 +35,11 @@ def last_line(text: str | None) -> str:
     """The last non-empty line of an error text (an exception's type and message), at most 300 characters."""
     lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
     return (lines[-1] if lines else "unknown error")[:300]
+
+
+def named(row: dict) -> str:
+    """What a trials.csv row runs, for a person: its baseline, else its objective."""
+    return row.get("baseline") or row.get("config.objective") or "config"
 
 
 class RecordsCallback(Callback):
@@ -83,7 +88,7 @@ class RecordsCallback(Callback):
     def in_flight(self) -> list[str]:
         """The trials running now, each as its row id and what it runs (baseline or objective)."""
         rows = [r for r in self.table.rows.values() if r["status"] == "running"]
-        return [f"{r['trial_id']} ({r.get('baseline') or r.get('config.objective', '?')})" for r in rows]
+        return [f"{r['trial_id']} ({named(r)})" for r in rows]
 
     def on_step_begin(self, iteration, trials, **info):
         """Every 30 s while trials wait for GPUs: says so when no alive node has one left."""
@@ -101,15 +106,11 @@ class RecordsCallback(Callback):
             print(f"[{time.time() - self.t0:7.1f}s] {text}", flush=True)
 
     @staticmethod
-    def _row(trial) -> str:
-        return row_id(trial.trial_id, trial.config)  # a lost hand-out run again keeps its first trial's row
-
-    @staticmethod
     def _params(trial) -> dict:
         return flat_params(trial.config)  # the searched keys and the ones the space fixes: flat trainer config keys
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        params, key = self._params(trial), self._row(trial)
+        params, key = self._params(trial), row_of(trial)
         row = self.table.rows.get(key, {})
         try:  # known at start, so a failed trial has its hash and seed too
             cfg = self.configs.of(params)
@@ -141,12 +142,12 @@ class RecordsCallback(Callback):
         eta = (result["step"] / progress - result["step"]) / rate if rate and progress else float("nan")
         fid = result.get("intermediate_fid")
         self._say(
-            f"{self._row(trial)} step {result['step']} ({100 * progress:.0f}%) {rate:.2f} steps/s "
+            f"{row_of(trial)} step {result['step']} ({100 * progress:.0f}%) {rate:.2f} steps/s "
             f"ETA {eta:.0f}s" + (f" intermediate FID {fid:.3f}" if fid is not None else "")
         )
         if fid is not None:
             fields = {"best_intermediate_fid": self._best(trial, fid), f"{INTERMEDIATE}{result['step']}": fid}
-            self.table.update(self._row(trial), step=result["step"], **fields)
+            self.table.update(row_of(trial), step=result["step"], **fields)
             # progress others can watch, within PROGRESS_EVERY_S; an intermediate FID moves no ranking, so
             # the leaderboards wait for the trial's end
             self._csv_due = True
@@ -158,17 +159,17 @@ class RecordsCallback(Callback):
             return self._interrupted(trial)
         if last.get("status") in FAILED:  # the trial's own failure, reported as data
             fields = {k: last[k] for k in ("status", "error", "diverged_step") if k in last}
-            self.table.update(self._row(trial), finished_at=now(), **fields)
-            self._say(f"{last['status']} {self._row(trial)}: {last.get('error')}")
+            self.table.update(row_of(trial), finished_at=now(), **fields)
+            self._say(f"{last['status']} {row_of(trial)}: {last.get('error')}")
         elif "final_fid" in last:
             fields = {k: v for k, v in last.items() if is_measurement(k)}  # the record's columns, step, costs
             # intermediate FIDs reported before a restart stay counted (the trainer knows those since its checkpoint)
             fields["best_intermediate_fid"] = self._best(trial, last.get("best_intermediate_fid"))
-            self.table.update(self._row(trial), status="completed", finished_at=now(), **fields)
-            self._say(f"done  {self._row(trial)} final FID {last['final_fid']:.4f} ({last.get('fid_kind')})")
+            self.table.update(row_of(trial), status="completed", finished_at=now(), **fields)
+            self._say(f"done  {row_of(trial)} final FID {last['final_fid']:.4f} ({last.get('fid_kind')})")
         else:  # ended by the scheduler (ASHA) before its final score
-            self.table.update(self._row(trial), status="stopped", finished_at=now(), step=last.get("step"))
-            self._say(f"stopped {self._row(trial)} at step {last.get('step')} by the scheduler")
+            self.table.update(row_of(trial), status="stopped", finished_at=now(), step=last.get("step"))
+            self._say(f"stopped {row_of(trial)} at step {last.get('step')} by the scheduler")
         self._summary()
 
     @staticmethod
@@ -183,11 +184,11 @@ class RecordsCallback(Callback):
         """An infrastructure failure (worker, actor or node died): Tune restarts the trial from its checkpoint."""
         if signals.stopping():
             return self._interrupted(trial)
-        row = self.table.rows.get(self._row(trial), {})
+        row = self.table.rows.get(row_of(trial), {})
         restarts = int(row.get("restarts") or 0) + 1
-        self.table.update(self._row(trial), restarts=restarts, status="running")
+        self.table.update(row_of(trial), restarts=restarts, status="running")
         self.save(now=True)
-        self._say(f"restart {self._row(trial)} ({restarts}) after: {last_line(self._error_text(trial))}")
+        self._say(f"restart {row_of(trial)} ({restarts}) after: {last_line(self._error_text(trial))}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         # Its own failures end a trial normally with a status (on_trial_complete); what raises here is the
@@ -195,21 +196,21 @@ class RecordsCallback(Callback):
         if signals.stopping():
             return self._interrupted(trial)
         message = last_line(self._error_text(trial))
-        self.table.update(self._row(trial), status="error", error=message, finished_at=now())
-        self._say(f"error {self._row(trial)}: {message}")
+        self.table.update(row_of(trial), status="error", error=message, finished_at=now())
+        self._say(f"error {row_of(trial)}: {message}")
         self._summary()
 
     def _best(self, trial, fid: float | None) -> float | None:
         """The lowest intermediate FID of the trial's row and ``fid``."""
-        seen = [self.table.rows.get(self._row(trial), {}).get("best_intermediate_fid"), fid]
+        seen = [self.table.rows.get(row_of(trial), {}).get("best_intermediate_fid"), fid]
         seen = [x for x in seen if x is not None and x == x]
         return min(seen) if seen else None
 
     def _interrupted(self, trial) -> None:
         """The driver is stopping: the trial neither ended nor failed; it continues on --resume."""
-        self.table.update(self._row(trial), status="interrupted")
+        self.table.update(row_of(trial), status="interrupted")
         self.save(now=True)
-        self._say(f"interrupted {self._row(trial)}")
+        self._say(f"interrupted {row_of(trial)}")
 
     def _summary(self) -> None:
         self._boards_due = True  # a trial ended: the boards follow

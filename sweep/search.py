@@ -23,7 +23,6 @@ from sweep import handout, signals
 from sweep.adapters import asha_brackets, asha_rungs, asha_trial_brackets, optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
 from sweep.study import study_storage
-from sweep.trainable import REPLAYS
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
 EARLY_METRIC = "intermediate_fid"  # what ASHA compares
@@ -81,16 +80,13 @@ class FinalOnlyOptunaSearch(OptunaSearch):
         self._replays = handout.lost(self._ot_study, self._ot_trials)  # the study knows more than the snapshot
 
     def suggest(self, trial_id: str):
-        replays = getattr(self, "_replays", [])
-        if replays:  # a config handed out before a stop that Tune never saved: again, before any new one
-            self._ot_trials[trial_id] = handout.reopen(self._ot_study, replays.pop(0))
+        if self._replays:  # a config handed out before a stop that Tune never saved: again, before any new one
+            self._ot_trials[trial_id] = handout.reopen(self._ot_study, self._replays.pop(0))
         elif self.resumed and self.budget and handout.handed_out(self._ot_study) >= self.budget:
             return Searcher.FINISHED
         config = super().suggest(trial_id)
         if isinstance(config, dict):
-            first = handout.claim(self._ot_trials[trial_id], 0, trial_id, self.records)
-            if first:
-                config[REPLAYS] = first
+            handout.claim(config, self._ot_trials[trial_id], 0, trial_id, self.records)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict):
@@ -147,10 +143,7 @@ class SeedGroups(Repeater):
             config["seed"] = self.base_seed + k
             ot_trial = optuna_trial(self.searcher, group.primary_trial_id)
             if k > 0 and ot_trial is not None:  # the group's first trial claimed seed 0 in the searcher
-                config.pop(REPLAYS, None)
-                first = handout.claim(ot_trial, k, trial_id, self.searcher.records)
-                if first:
-                    config[REPLAYS] = first
+                handout.claim(config, ot_trial, k, trial_id, self.searcher.records)
         return config
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False, **kwargs):

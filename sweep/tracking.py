@@ -21,6 +21,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from sweep import signals
+from sweep.trainable import row_of
 
 EXPERIMENT = "meanflow-sweep"
 FINAL_METRICS_SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error")
@@ -96,22 +97,22 @@ class MlflowTracking(Callback):
     def _start(self, trial) -> None:
         from sweep.trainable import flat_params
 
-        key = _row(trial)  # a lost hand-out run again continues its first run
-        if not self.parent or key in self.children:
+        row = row_of(trial)  # a lost hand-out run again continues its first run
+        if not self.parent or row in self.children:
             return
         params = flat_params(trial.config)
-        tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": key, "meanflow.sweep": self.sweep}
+        tags = {"mlflow.parentRunId": self.parent, "meanflow.trial_id": row, "meanflow.sweep": self.sweep}
         try:
             tags["seed"] = str(self.configs.of(params).seed)
         except ValueError:  # a bad config: the trial fails with this message itself
             pass
-        run = self.client.create_run(self.experiment, run_name=key, tags=tags)
-        self.children[key] = run.info.run_id
+        run = self.client.create_run(self.experiment, run_name=row, tags=tags)
+        self.children[row] = run.info.run_id
         for key, value in params.items():
             self.client.log_param(run.info.run_id, key, value)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self.children.get(_row(trial))
+        run = self.children.get(row_of(trial))
         if "intermediate_fid" in result and run is not None:
             fid, step = result["intermediate_fid"], result["step"]
             self._guard("metric", lambda: self.client.log_metric(run, "intermediate_fid", fid, step=step))
@@ -123,7 +124,7 @@ class MlflowTracking(Callback):
         self._guard("trial end", self._end, trial)
 
     def _end(self, trial) -> None:
-        run = self.children.get(_row(trial))
+        run = self.children.get(row_of(trial))
         if run is None:
             return
         last = trial.last_result or {}
@@ -158,9 +159,3 @@ class MlflowTracking(Callback):
         if self.parent:
             status = "KILLED" if signals.stopping() else "FINISHED"
             self._guard("sweep end", self.client.set_terminated, self.parent, status)
-
-
-def _row(trial) -> str:
-    from sweep.trainable import row_id
-
-    return row_id(trial.trial_id, trial.config)

@@ -71,6 +71,11 @@ def row_id(trial_id: str, config: dict) -> str:
     return (config.get(REPLAYS) or {}).get("trial_id") or trial_id
 
 
+def row_of(trial) -> str:
+    """``row_id`` of a Tune Trial (the callbacks' view of it)."""
+    return row_id(trial.trial_id, trial.config)
+
+
 def last_checkpoint(folder: str):
     """The newest Tune checkpoint holding a trainer checkpoint in a trial folder, or None."""
     from ray import tune
