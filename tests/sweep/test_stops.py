@@ -22,9 +22,9 @@ BASELINES = {"pureflow", "meanflow", "alphaflow"}  # the first three points: wha
 WINDOW = {"TUNE_GLOBAL_CHECKPOINT_S": "3600"}  # Tune saves at its start and at a clean stop only
 
 
-def args(folder, name: str) -> list[str]:
+def args(folder, name: str, steps: int = 60) -> list[str]:
     extra = ("--trials", "3", "--max-concurrent", "1")
-    return sweep_args("baselines", folder, name, 60, *extra, fid_samples=64, eval_every=0, eval_samples=0)
+    return sweep_args("baselines", folder, name, steps, *extra, fid_samples=64, eval_every=0, eval_samples=0)
 
 
 def second_trial_running(csv):
@@ -82,7 +82,10 @@ def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session,
 def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path, capsys):
     """The GCS of the driver's own Ray killed: the driver stops (exit 143, the trial in flight named) before
     Ray's own 1, and --resume runs what was in flight again."""
-    proc = start_driver(args(tmp_path, "g"), RAY_gcs_rpc_server_reconnect_timeout_s="20", **WINDOW)
+    # Ray's driver gives up on its GCS after 10 s, the watch after 5 s (sweep.signals.lost_after_s); a trial
+    # of 240 steps (about 15 s of meanflow on this machine's two cores) is still running when the watch acts:
+    # a trial that ends after the GCS died would end normally (results reach the driver without the GCS)
+    proc = start_driver(args(tmp_path, "g", 240), RAY_gcs_rpc_server_reconnect_timeout_s="10", **WINDOW)
     csv = tmp_path / "g" / "trials.csv"
     got = {}
 
@@ -105,5 +108,5 @@ def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_ses
     assert proc.returncode == 143, out
     assert "has not answered" in out and f"in flight: {lost} (meanflow)" in out, out
     assert f"not finished: meanflow ({lost}, interrupted)" in out and "not started: baseline alphaflow" in out
-    assert main([*args(tmp_path, "g"), "--resume"]) == 0
+    assert main([*args(tmp_path, "g", 240), "--resume"]) == 0
     check_whole(tmp_path, "g", got["rows"], capsys.readouterr().out)
