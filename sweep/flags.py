@@ -6,6 +6,9 @@ from __future__ import annotations
 import argparse
 import math
 
+# Optuna samplers a sweep can use (sweep.search.SAMPLERS builds them; named here so the CLI loads no Optuna)
+SAMPLER_NAMES = ("tpe", "random", "tpe-group", "sobol")
+
 
 def add_trial_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results-dir", default="results")

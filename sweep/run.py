@@ -23,16 +23,17 @@ import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from sweep.flags import add_trial_flags, trial_flag_problem  # noqa: E402
+from sweep.flags import SAMPLER_NAMES, add_trial_flags, trial_flag_problem  # noqa: E402
 from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
 COMPILE_CACHE = "compile-cache"  # <results-dir>/compile-cache: the compiled graphs every trial of every sweep shares
-SETTING_KEYS = ("trials", "seeds", "seed", "scheduler", "metric", "objectives", "max_failures", "storage", "mlflow")
+SETTING_KEYS = ("trials", "seeds", "seed", "sampler", "scheduler", "metric", "objectives", "max_failures", "storage", "mlflow")
 # sweep.json written before these keys existed
 OLD_SWEEP_SETTINGS = {
     "seeds": 1,
+    "sampler": "tpe",
     "metric": "final_fid",
     "objectives": "fid",
     "max_failures": 3,
@@ -70,6 +71,13 @@ def parse(argv=None) -> argparse.Namespace:
     )
     p.add_argument(
         "--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID"
+    )
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLER_NAMES,
+        default="tpe",
+        help="how Optuna picks configs: tpe (default), random, tpe-group (TPE per branch), sobol (a space-filling "
+        "design, docs/search-speed.md)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the search (TPE) and of every trial (the first)")
     p.add_argument(
@@ -256,6 +264,7 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         "trials": args.trials or max(3, len(space.points)),
         "seeds": args.seeds,
         "seed": args.seed,
+        "sampler": args.sampler,
         "scheduler": args.scheduler,
         "metric": args.metric,
         "objectives": args.objectives,

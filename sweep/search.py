@@ -22,6 +22,7 @@ from ray.tune.search.optuna import OptunaSearch
 from sweep import handout, signals
 from sweep.adapters import asha_brackets, asha_rungs, asha_trial_brackets, optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
+from sweep.design import SobolSampler
 from sweep.study import study_storage
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
@@ -37,7 +38,12 @@ def _grouped_tpe(seed: int):
 
 
 # Optuna 5.0's TPE defaults: multivariate for one objective, constant liar for trials still running
-SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler, "tpe-group": _grouped_tpe}
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "tpe-group": _grouped_tpe,
+    "sobol": SobolSampler,  # a space-filling design (sweep.design): what sweep.simulate landscape runs
+}
 RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 

@@ -1,4 +1,4 @@
-"""Measure the search and its driver on simulated GPUs: ``python -m sweep.simulate search|overhead|tables``.
+"""Measure the search and its driver on simulated GPUs: ``python -m sweep.simulate search|overhead|tables|landscape``.
 
 The real driver (Ray Tune, Optuna, the scheduler, callbacks, tables) runs with a simulated trial in place of
 training (``sweep.simulate.surface``: a documented response surface, learning curves, seed noise; step costs
@@ -8,6 +8,8 @@ from ``trainer.bench``), in scaled time, on Ray's custom resource ``sim_gpu``.
   ``--reps`` landscapes: the best true FID found against GPU-hours (search.csv, curves.csv, search.png).
 - ``overhead``: the driver's CPU per trial and per result, and the GPUs' idle time, at each ``--trials``
   and ``--gpus`` (overhead.csv).
+- ``landscape``: real trials of the cpu preset over a Sobol design of a space, two or more seeds each: the
+  table ``search --landscape`` reads (``sweep.simulate.landscape``).
 - ``tables``: milliseconds per write of trials.csv, the leaderboards and the study at each ``--rows``
   (tables.csv).
 """
@@ -19,7 +21,7 @@ import sys
 from pathlib import Path
 
 from search_spaces import SPACES
-from sweep.simulate import commands
+from sweep.simulate import commands, landscape
 from sweep.simulate.runner import ASHA_TRIALS, STRATEGIES
 from sweep import auth, signals
 from trainer.cli import Parser, usage_error
@@ -58,6 +60,13 @@ def parse(argv=None):
     o.add_argument("--strategy", choices=list(STRATEGIES), default="tpe+asha")
     t = sub.add_parser("tables", parents=[common], help="write time against rows")
     t.add_argument("--rows", default="100,1000,3000", help="comma list of row counts")
+    g = sub.add_parser("landscape", help="real cpu-preset trials over a Sobol design: the table search reads")
+    g.add_argument("--space", choices=list(SPACES), default="alpha_schedules")
+    g.add_argument("--out", default="results/landscape", help="a new folder, or a landscape's to continue it")
+    g.add_argument("--configs", type=int, default=64, help="configs of the design (the space's baselines first)")
+    g.add_argument("--seeds", type=int, default=2, help="seeds per config (at least 2)")
+    g.add_argument("--steps", type=int, default=600, help="training steps of each trial (the cpu preset's, cut)")
+    g.add_argument("--evals", type=int, default=4, help="evaluations per trial, evenly spaced (the last is final)")
     return p.parse_args(argv)
 
 
@@ -86,6 +95,12 @@ def check(args) -> Path:
 
 def main(argv=None) -> int:
     args = parse(argv)
+    if args.command == "landscape":  # sweep.run's own command: its checks, signals and exit codes
+        try:
+            landscape.check(args)
+        except ValueError as e:
+            return usage_error(str(e))
+        return landscape.run(args)
     return signals.stoppable(lambda: run(args), "interrupted: finished runs are in --out")
 
 
