@@ -29,7 +29,18 @@ from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
 COMPILE_CACHE = "compile-cache"  # <results-dir>/compile-cache: the compiled graphs every trial of every sweep shares
-SETTING_KEYS = ("trials", "seeds", "seed", "sampler", "scheduler", "metric", "objectives", "max_failures", "storage", "mlflow")
+SETTING_KEYS = (
+    "trials",
+    "seeds",
+    "seed",
+    "sampler",
+    "scheduler",
+    "metric",
+    "objectives",
+    "max_failures",
+    "storage",
+    "mlflow",
+)
 # sweep.json written before these keys existed
 OLD_SWEEP_SETTINGS = {
     "seeds": 1,
