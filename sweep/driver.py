@@ -54,7 +54,7 @@ def search(
     callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
 
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
-        return summarize(folder, name, total, asha=settings["scheduler"] == "asha")
+        return summarize(folder, name, total, asha=settings["scheduler"] != "none")
 
     callbacks = [signals.GracefulStop(on_deadline, in_flight=callback.in_flight), callback]
     if settings.get("mlflow") is not None:
@@ -93,7 +93,7 @@ def search(
     fit(tuner, table)
     if sum(r["status"] in ENDED for r in table.rows.values()) >= total:
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
-    code = summarize(folder, name, total, asha=settings["scheduler"] == "asha")
+    code = summarize(folder, name, total, asha=settings["scheduler"] != "none")
     if code == 0 and getattr(args, "confirm_top", 0):
         code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
     return code

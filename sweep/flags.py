@@ -8,6 +8,7 @@ import math
 
 # Optuna samplers a sweep can use (sweep.search.SAMPLERS builds them; named here so the CLI loads no Optuna)
 SAMPLER_NAMES = ("tpe", "random", "tpe-group", "sobol")
+SCHEDULERS = ("none", "asha", "hyperband")  # sweep.search.make_scheduler builds them
 
 
 def add_trial_flags(p: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from sweep.flags import SAMPLER_NAMES, add_trial_flags, trial_flag_problem  # noqa: E402
+from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, trial_flag_problem  # noqa: E402
 from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
@@ -81,7 +81,10 @@ def parse(argv=None) -> argparse.Namespace:
         "exists and starts it when not (for batch systems that rerun the same command: requeue, preemption)",
     )
     p.add_argument(
-        "--scheduler", choices=["none", "asha"], default="none", help="asha stops bad trials early on intermediate FID"
+        "--scheduler",
+        choices=SCHEDULERS,
+        default="none",
+        help="asha stops bad trials early on intermediate FID; hyperband: asha in 3 brackets (asynchronous Hyperband)",
     )
     p.add_argument(
         "--sampler",
@@ -249,8 +252,10 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
             "--storage: the database URL carries a password, which ps shows to every user and sweep.json would "
             "keep; leave it out and give it to the database client (~/.pgpass, ~/.my.cnf or its environment)"
         )
-    if args.seeds > 1 and args.scheduler == "asha":
-        raise UsageError("--seeds > 1 cannot go with --scheduler asha: ASHA would stop single seeds of a config")
+    if args.seeds > 1 and args.scheduler != "none":
+        raise UsageError(
+            f"--seeds > 1 cannot go with --scheduler {args.scheduler}: it would stop single seeds of a config"
+        )
     if args.confirm_top < 0:
         raise UsageError(f"--confirm-top {args.confirm_top} must be 0 (off) or a number of configs")
     if args.confirm_top and args.confirm_seeds < 2:

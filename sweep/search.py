@@ -44,6 +44,7 @@ SAMPLERS = {
     "tpe-group": _grouped_tpe,
     "sobol": SobolSampler,  # a space-filling design (sweep.design): what sweep.simulate landscape runs
 }
+HYPERBAND_BRACKETS = 3  # --scheduler hyperband: ASHA's asynchronous Hyperband (Li et al. 2020, section 3.3)
 RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 
@@ -341,4 +342,5 @@ def make_scheduler(kind: str, cfg, space, rungs_path: Path | None = None, resume
         max_t=cfg.steps,
         grace_period=cfg.eval_every,
         reduction_factor=2,
+        brackets=HYPERBAND_BRACKETS if kind == "hyperband" else 1,
     )

@@ -54,6 +54,12 @@ def parse(argv=None):
     s.add_argument("--trials", type=int, default=48, help="trials of each sweep without ASHA")
     s.add_argument("--asha-trials", type=int, default=ASHA_TRIALS, help="ASHA strategies run this many times --trials")
     s.add_argument("--gpus", type=int, default=8, help="simulated GPUs (trials at once)")
+    s.add_argument(
+        "--landscape",
+        metavar="FILE",
+        help="search the surrogate of this landscape table (sweep.simulate landscape) in place of the invented "
+        "surface; its seed noise is the table's (--noise is not used)",
+    )
     o = sub.add_parser("overhead", parents=[common], help="the driver's cost per trial and per result")
     o.add_argument("--trials", default="100,1000", help="comma list of sweep sizes")
     o.add_argument("--gpus", default="8,64", help="comma list of simulated GPUs (trials at once)")
@@ -100,7 +106,7 @@ def main(argv=None) -> int:
             landscape.check(args)
         except ValueError as e:
             return usage_error(str(e))
-        return landscape.run(args)
+        return landscape.run(args, sys.argv[1:] if argv is None else list(argv))
     return signals.stoppable(lambda: run(args), "interrupted: finished runs are in --out")
 
 

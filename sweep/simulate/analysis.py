@@ -68,13 +68,17 @@ def hours_to(frame: pd.DataFrame, bar: float) -> float:
     return float(hit["gpu_hours"].iloc[0]) if len(hit) else math.inf
 
 
-def search_summary(curves: pd.DataFrame) -> pd.DataFrame:
+def search_summary(curves: pd.DataFrame, best: float | None = None) -> pd.DataFrame:
     """Per strategy over repetitions: GPU-hours spent, the final incumbent's true FID (median, quartiles), its
     median at random search's whole budget, and the share of that budget needed to reach random's final
-    incumbent (median, and in how many repetitions)."""
+    incumbent (median, and in how many repetitions).
+
+    With ``best`` (the landscape's lowest true FID) also the simple regret (incumbent's true FID - best):
+    median and quartiles at the end and at random's budget, and in how many repetitions it is below random's
+    there (paired: the same landscape noise and search seed)."""
     out = []
     for strategy, runs in curves.groupby("strategy", sort=False):
-        spent, final, at_budget, ratio = [], [], [], []
+        spent, final, at_budget, ratio, wins = [], [], [], [], []
         for rep, frame in runs.groupby("rep"):
             spent.append(frame["gpu_hours"].iloc[-1])
             final.append(frame["incumbent_true_fid"].iloc[-1])
@@ -84,6 +88,7 @@ def search_summary(curves: pd.DataFrame) -> pd.DataFrame:
                 ratio.append(hours_to(frame, rand["incumbent_true_fid"].iloc[-1]) / budget)
                 within = frame[frame["gpu_hours"] <= budget + 1e-9]["incumbent_true_fid"]
                 at_budget.append(within.iloc[-1] if len(within) else math.nan)
+                wins.append(at_budget[-1] < rand["incumbent_true_fid"].iloc[-1] - 1e-12)
         reached = [r for r in ratio if math.isfinite(r)]
         out.append(
             {
@@ -98,6 +103,19 @@ def search_summary(curves: pd.DataFrame) -> pd.DataFrame:
                 "reps_reaching_random_best": f"{len(reached)}/{len(ratio)}",
             }
         )
+        if best is not None:
+            regret = [v - best for v in final]
+            out[-1].update(
+                {
+                    "regret_median": statistics.median(regret),
+                    "regret_q25": _quantile(regret, 0.25),
+                    "regret_q75": _quantile(regret, 0.75),
+                    "regret_at_random_budget": _quantile([v - best for v in at_budget], 0.5),
+                    "regret_at_random_budget_q25": _quantile([v - best for v in at_budget], 0.25),
+                    "regret_at_random_budget_q75": _quantile([v - best for v in at_budget], 0.75),
+                    "reps_better_than_random": f"{sum(wins)}/{len(wins)}",
+                }
+            )
     return pd.DataFrame(out)
 
 

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -65,18 +64,19 @@ def check(args) -> Path:
     return out
 
 
-def run(args) -> int:
-    """Runs (or continues) the sweep, then writes the table from whatever trials completed."""
+def run(args, argv: list[str]) -> int:
+    """Runs (or continues) the sweep, then writes the table from whatever trials completed; ``argv``: the
+    command's own arguments (the table records them)."""
     from sweep import run as sweep_run
 
     out = check(args)
-    argv = sweep_argv(args, out)
-    print(f"landscape: python -m sweep.run {shlex.join(argv)}", flush=True)
-    code = sweep_run.main(argv)
+    inner = sweep_argv(args, out)
+    print(f"landscape: python -m sweep.run {shlex.join(inner)}", flush=True)
+    code = sweep_run.main(inner)
     if code == 2 or not (out / SWEEP / "trials.csv").is_file():
         return code
     table = out / TABLE
-    written = write_table(out / SWEEP, table, command=shlex.join(["python", "-m", "sweep.simulate", *sys.argv[1:]]))
+    written = write_table(out / SWEEP, table, command=shlex.join(["python", "-m", "sweep.simulate", *argv]))
     print(f"landscape: {written} rows -> {table}", flush=True)
     return code
 

@@ -67,6 +67,8 @@ class SimModel:
     fid_s: float  # GPU-seconds of one final FID (fid_samples images)
     scale: float  # real seconds per simulated GPU-second
     keys: tuple = field(default=())  # the searched keys the surface reads
+    until: int = 0  # > 0: a trial ends at this evaluation step, its FID there its result (top-k's first rung)
+    start: int = 0  # > 0: a trial continues from this step (top-k's second phase: it keeps its first rung)
 
     def target(self, params: dict) -> str:
         merged = {**self.base, **params}
@@ -79,7 +81,7 @@ class SimModel:
 
     def eval_steps(self) -> list[int]:
         inner = list(range(self.eval_every, self.steps, self.eval_every)) if self.eval_every else []
-        return [*inner, self.steps]
+        return [s for s in (*inner, self.steps) if self.start < s <= (self.until or self.steps)]
 
     def segment_seconds(self, params: dict, start: int, end: int) -> tuple[float, float]:
         """GPU-seconds of training steps (start, end] and of the evaluation at ``end`` (the final FID at the last)."""
@@ -89,8 +91,7 @@ class SimModel:
 
     def of_rep(self, rep: int) -> "SimModel":
         """Repetition ``rep``: its own landscape and search seed, the same space, costs and schedule."""
-        surface = dataclasses.replace(self.surface, seed=rep)
-        return dataclasses.replace(self, surface=surface, base={**self.base, "seed": rep})
+        return dataclasses.replace(self, surface=self.surface.of_rep(rep), base={**self.base, "seed": rep})
 
     def check_targets(self, targets) -> None:
         missing = sorted(set(targets) - set(self.costs))
@@ -137,3 +138,11 @@ def build_model(
     )
     model.check_targets({model.target(p) for p in [*drawn, *space.points]})
     return model
+
+
+def on_landscape(model: SimModel, surrogate) -> SimModel:
+    """``model`` with a landscape's surrogate (``sweep.simulate.surrogate``) for its surface: the surrogate's keys,
+    and evaluations where the landscape has them (at its first step's fraction of the run, and its multiples)."""
+    every = round(model.steps * surrogate.fractions[0]) if len(surrogate.fractions) > 1 else 0
+    keys = tuple(d.key for d in surrogate.dims)
+    return dataclasses.replace(model, surface=surrogate, keys=keys, eval_every=every)

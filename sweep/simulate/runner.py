@@ -23,8 +23,15 @@ STRATEGIES = {
     "tpe+asha-final-only": {"sampler": "tpe", "scheduler": "asha", "intermediate": False},
     "tpe+asha": {"sampler": "tpe", "scheduler": "asha", "intermediate": True},
     "tpe-group+asha": {"sampler": "tpe-group", "scheduler": "asha", "intermediate": True},
+    # BOHB's recipe (a Parzen-estimator model with Hyperband) from maintained parts: Optuna's TPE, told the
+    # intermediate FIDs, and Ray Tune's asynchronous Hyperband (ASHA in 3 brackets)
+    "tpe+hyperband": {"sampler": "tpe", "scheduler": "hyperband", "intermediate": True},
+    # arXiv 2307.15422's baseline: every config to the first evaluation, then the best K to the end
+    "top-k": {"sampler": "random", "scheduler": "none", "intermediate": True},
 }
-ASHA_TRIALS = 2
+TOP_K = "top-k"
+ASHA_TRIALS = 2  # strategies that stop trials early (ASHA, Hyperband, top-k's first phase) run this many times
+# --trials; top-k then trains TOP_K_SHARE of --trials to the end
 
 
 @contextlib.contextmanager
@@ -113,20 +120,80 @@ class Run:
     code: int  # run_sweep's exit code
     result_cpu_s: float = 0.0  # of driver_cpu_s: in Tune's handling of reported results
     results_handled: int = 0  # results the driver handled
+    log_path: Path | None = None  # the simulation's log (default: sim_log.jsonl in the folder)
 
     @property
     def log(self) -> Path:
-        return self.folder / "sim_log.jsonl"
+        return self.log_path or self.folder / "sim_log.jsonl"
+
+
+TOP_K_SHARE = 0.25
 
 
 def run_once(space, strategy: str, *, rep: int, gpus: int, trials: int, model: SimModel, root: Path) -> Run:
     """One sweep of ``trials`` on ``gpus`` simulated GPUs, seeded by ``rep``, in ``root/<strategy>-r<rep>``.
 
     Each run has a results folder of its own, so the merged leaderboard it rewrites holds its rows only.
+    ``top-k`` is two sweeps (``run_top_k``) read as one.
     """
+    name = f"{strategy}-g{gpus}-n{trials}-r{rep}"
+    if strategy == TOP_K:
+        return run_top_k(space, rep=rep, gpus=gpus, trials=trials, model=model, root=root / name)
+    return _sweep(space, strategy, rep=rep, gpus=gpus, trials=trials, model=model, folder=root / name / SWEEP)
+
+
+def run_top_k(space, *, rep: int, gpus: int, trials: int, model: SimModel, root: Path) -> Run:
+    """arXiv 2307.15422's baseline as two sweeps of the real driver: ``trials`` random configs (the space's
+    baselines first) each trained to the first evaluation step, whose FID is its result; then the K =
+    ``TOP_K_SHARE`` x ``trials`` / ``ASHA_TRIALS`` configs with the lowest of those trained on to the end,
+    each continuing from its first rung (its cost counted once). One log, so the analysis reads one search.
+    """
+    import dataclasses
+
+    from sweep.simulate.analysis import read_log
+
+    first = model.eval_steps()[0]
+    log = root / "sim_log.jsonl"
+    phase1 = _sweep(space, TOP_K, rep=rep, gpus=gpus, trials=trials,
+                    model=dataclasses.replace(model, until=first), folder=root / "first-rung", log=log)  # fmt: skip
+    if phase1.code:
+        return phase1
+    ends = read_log(log)
+    params = _params_of(root / "first-rung", model.keys)
+    keep = max(1, round(TOP_K_SHARE * trials / ASHA_TRIALS))
+    best = ends.sort_values("fid").head(keep)["trial"].tolist()
+    points = [params[t] for t in best if t in params]
+    names = [space.baseline_of(p) or f"top{i + 1}" for i, p in enumerate(points)]
+    top = dataclasses.replace(space, points=points, point_names=names)
+    phase2 = _sweep(top, TOP_K, rep=rep, gpus=gpus, trials=len(points),
+                    model=dataclasses.replace(model, start=first), folder=root / SWEEP, log=log)  # fmt: skip
+    return dataclasses.replace(
+        phase2,
+        trials=trials,
+        wall_s=phase1.wall_s + phase2.wall_s,
+        driver_cpu_s=phase1.driver_cpu_s + phase2.driver_cpu_s,
+        result_cpu_s=phase1.result_cpu_s + phase2.result_cpu_s,
+        results_handled=phase1.results_handled + phase2.results_handled,
+        log_path=log,
+    )
+
+
+def _params_of(folder: Path, keys) -> dict[str, dict]:
+    """trial id -> its values of ``keys`` (the searched ones), from a sweep's trials.csv."""
+    from sweep.columns import CONFIG
+    from sweep.tables import read_table
+
+    table = read_table(folder / "trials.csv")
+    out = {}
+    for _, row in table.iterrows():
+        values = {k: row.get(CONFIG + k) for k in keys}
+        out[row["trial_id"]] = {k: v for k, v in values.items() if v is not None and v == v}
+    return out
+
+
+def _sweep(space, strategy, *, rep, gpus, trials, model, folder: Path, log: Path | None = None) -> Run:
     from sweep.driver import run_sweep
 
-    folder = root / f"{strategy}-g{gpus}-n{trials}-r{rep}" / SWEEP
     folder.mkdir(parents=True)
     args = argparse.Namespace(
         address=None,
@@ -140,10 +207,11 @@ def run_once(space, strategy: str, *, rep: int, gpus: int, trials: int, model: S
     from sweep.run import OLD_SWEEP_SETTINGS  # sweep.run's defaults of the settings it saves
 
     settings = {**OLD_SWEEP_SETTINGS, "trials": trials, "seed": rep, "max_failures": 0, **STRATEGIES[strategy]}
-    make = trial_factory(model, folder / "sim_log.jsonl")
+    log = log or folder / "sim_log.jsonl"
+    make = trial_factory(model, log)
     timer = ResultTimer()
     with open(folder / "driver.log", "w") as out, contextlib.redirect_stdout(out), timer.timing():
         wall, cpu = time.perf_counter(), time.process_time()
         code = run_sweep(args, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return Run(strategy, rep, gpus, trials, folder, wall, cpu, code, timer.cpu_s, timer.count)
+    return Run(strategy, rep, gpus, trials, folder, wall, cpu, code, timer.cpu_s, timer.count, log)

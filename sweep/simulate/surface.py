@@ -26,6 +26,7 @@ import this and never load torch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -72,6 +73,10 @@ class Surface:
     gain: float = 0.5  # the learning curve's height: FID at f is final * (1 + gain * (f^-r - 1))
     best: float = BEST
     worst: float = WORST
+
+    def of_rep(self, rep: int) -> "Surface":
+        """Repetition ``rep``'s landscape: every draw seeded anew."""
+        return dataclasses.replace(self, seed=rep)
 
     def weights(self, tag: str) -> dict[str, float]:
         raw = {d.key: math.exp(1.5 * rng(self.seed, tag, d.key, "w").gauss(0, 1)) for d in self.dims}

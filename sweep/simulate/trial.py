@@ -29,11 +29,13 @@ def log_line(path: str, record: dict) -> None:
         os.close(fd)
 
 
-def final_row(model: SimModel, params: dict, seed: int, spent: dict) -> dict:
-    """The final report: a TrialResult's columns, the last step and the device costs (one simulated GPU)."""
+def final_row(model: SimModel, params: dict, seed: int, spent: dict, fid: float | None = None, step: int = 0) -> dict:
+    """The final report: a TrialResult's columns, the last step and the device costs (one simulated GPU); ``fid``
+    and ``step`` where a trial ends before the last step (top-k's first rung)."""
     from trainer.result import TrialResult
 
-    fid = model.surface.measured(model.searched(params), seed, 1.0)
+    if fid is None:
+        fid = model.surface.measured(model.searched(params), seed, 1.0)
     train_s, eval_s, fid_s = spent["train"], spent["eval"], spent["fid"]
     result = TrialResult(
         final_fid=fid,
@@ -56,7 +58,7 @@ def final_row(model: SimModel, params: dict, seed: int, spent: dict) -> dict:
     row = {k: v for k, v in result.row().items() if k != "config_hash"}
     fid_all = eval_s + fid_s  # intermediate FIDs are FID work (as sweep.trainable.costs counts them)
     costs = {"train_gpu_seconds": train_s, "fid_gpu_seconds": fid_all, "gpu_seconds": train_s + fid_all, "gpus": 1.0}
-    return {**row, "step": model.steps, **costs}
+    return {**row, "step": step or model.steps, **costs}
 
 
 def sim_trainable(config: dict, model: SimModel, log: str) -> None:
@@ -67,7 +69,7 @@ def sim_trainable(config: dict, model: SimModel, log: str) -> None:
     trial_id = tune.get_context().get_trial_id()
     true = model.surface.true_fid(model.searched(params))
     spent = {"train": 0.0, "eval": 0.0, "fid": 0.0}  # GPU-seconds so far
-    start, started = 0, time.monotonic()
+    start, started = model.start, time.monotonic()
     for step in model.eval_steps():
         train, evaluate = model.segment_seconds(params, start, step)
         time.sleep(model.scale * (train + evaluate))
@@ -78,8 +80,12 @@ def sim_trainable(config: dict, model: SimModel, log: str) -> None:
             ratio = model.fid_samples / model.eval_samples
             fid = model.surface.measured(model.searched(params), seed, step / model.steps, ratio)
             log_line(log, {**line, "fid": fid})
-            rate = step / max(time.monotonic() - started, 1e-9)
-            tune.report({"step": step, "intermediate_fid": fid, "progress": step / model.steps, "steps_per_s": rate})
+            rate = (step - model.start) / max(time.monotonic() - started, 1e-9)
+            if step == model.until:  # a first-rung trial: its FID there is its result
+                tune.report(final_row(model, params, seed, spent, fid=fid, step=step))
+            else:
+                report = {"step": step, "intermediate_fid": fid, "progress": step / model.steps, "steps_per_s": rate}
+                tune.report(report)
         else:
             final = final_row(model, params, seed, spent)
             log_line(log, {**line, "fid": final["final_fid"], "final": True})
