@@ -86,6 +86,7 @@ def snapshot(root: Path) -> dict:
 
 R = "{root}/results"
 SIM = "{root}/simulation"  # a folder sweep.simulate would create
+LANDSCAPE = str(Path(__file__).parents[1] / "sweep" / "simulate" / "landscapes" / "alpha_schedules.csv")
 CASES = [
     # --- python -m trainer ---
     ("trainer", ["--set", "lr=abc"], "lr='abc' must be a number"),
@@ -163,6 +164,8 @@ CASES = [
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "open"], "{root}/results/open is writable by every user"),
     ("sweep.auth", ["token"], "python -m sweep.auth takes one word, path; got 'token'"),
     ("sweep.run", ["--results-dir", R, "--set", "steps=1.5"], "steps=1.5 must be an integer"),
+    ("sweep.run", ["--results-dir", R, "--sampler", "grid"], "argument --sampler: invalid choice: 'grid'"),
+    ("sweep.run", ["--results-dir", R, "--scheduler", "hyperband", "--seeds", "2"], "--seeds > 1 cannot go with"),
     ("sweep.run", ["--results-dir", R, "--seed", "99999999999999999999999"], "--seed 99999999999999999999999 must be"),
     ("sweep.run", ["--results-dir", R, "--cpus-per-trial", "nan"], "--cpus-per-trial nan must be a finite number > 0"),
     ("sweep.run", ["--results-dir", R, "--gpus-per-trial", "inf"], "--gpus-per-trial inf must be a finite number"),
@@ -223,6 +226,18 @@ CASES = [
     ("sweep.simulate", ["search", "--out", "{root}/a-file"], "a-file exists and is not an empty folder"),
     ("sweep.simulate", ["tables", "--out", R], "results exists and is not an empty folder; choose a new one"),
     ("sweep.simulate", ["search", "--costs", "{root}/nope.jsonl", "--out", SIM], "cannot read the step-cost table"),
+    ("sweep.simulate", ["search", "--landscape", "{root}/nope.csv", "--out", SIM], "--landscape {root}/nope.csv: no"),
+    ("sweep.simulate", ["search", "--landscape", "{root}/a-file", "--out", SIM], "is not a landscape table"),
+    (
+        "sweep.simulate",
+        ["search", "--space", "full", "--landscape", LANDSCAPE, "--out", SIM],
+        "is a landscape of space 'alpha_schedules', not of --space full",
+    ),
+    ("sweep.simulate", ["landscape", "--configs", "1", "--out", SIM], "--configs 1 must be at least 2"),
+    ("sweep.simulate", ["landscape", "--seeds", "1", "--out", SIM], "--seeds 1 must be at least 2"),
+    ("sweep.simulate", ["landscape", "--evals", "0", "--out", SIM], "--evals 0 must be at least 1 and at most half"),
+    ("sweep.simulate", ["landscape", "--out", "{root}/a-file"], "a-file is a file; give a folder"),
+    ("sweep.simulate", ["landscape", "--out", R], "holds other files and no landscape"),
     (
         "sweep.simulate",
         ["search", "--costs", "{root}/fid-cache/cifar10_clean_train_32.npz", "--out", SIM],
