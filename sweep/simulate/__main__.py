@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from search_spaces import SPACES
-from sweep.simulate import commands, landscape
+from sweep.simulate import commands, landscape, surrogate
 from sweep.simulate.runner import ASHA_TRIALS, STRATEGIES
 from sweep import auth, signals
 from trainer.cli import Parser, usage_error
@@ -59,6 +59,12 @@ def parse(argv=None):
         metavar="FILE",
         help="search the surrogate of this landscape table (sweep.simulate landscape) in place of the invented "
         "surface; its seed noise is the table's (--noise is not used)",
+    )
+    s.add_argument(
+        "--landscape-metric",
+        choices=surrogate.METRICS,
+        default="fid",
+        help="the landscape's final FID searched: 10 (fid), 1 or 2 sampler steps",
     )
     o = sub.add_parser("overhead", parents=[common], help="the driver's cost per trial and per result")
     o.add_argument("--trials", default="100,1000", help="comma list of sweep sizes")

@@ -33,37 +33,47 @@ def model_for(args):
         fid_seconds=args.fid_seconds,
     )
     if getattr(args, "landscape", None):
-        from sweep.simulate import surrogate
-
-        _, frame = surrogate.read_table(Path(args.landscape), args.space)
-        model = on_landscape(model, surrogate.fit(frame, model.surface.dims))
+        model = on_landscape(model, fitted_landscape(args, model.surface.dims))
     return model
 
 
-def landscape_facts(args, model, out: Path) -> float | None:
-    """With --landscape: the surrogate's held-out quality and the landscape's best, printed and written to
-    landscape-fit.json; returns the best (None on the invented surface)."""
-    if not getattr(args, "landscape", None):
+def fitted_landscape(args, dims):
+    """The surrogate of --landscape: the model (forest or Gaussian process) that ranks held-out configs best,
+    with its facts (both models' held-out quality, the landscape's best) for ``landscape_facts``."""
+    from sweep.simulate import surrogate
+
+    _, frame = surrogate.read_table(Path(args.landscape), args.space, args.landscape_metric)
+    held = {kind: surrogate.quality(frame, dims, kind=kind) for kind in surrogate.MODELS}
+    kind = max(surrogate.MODELS, key=lambda k: held[k]["spearman"])
+    fitted = surrogate.fit(frame, dims, kind=kind)
+    best, where = surrogate.best_of(fitted, SPACES[args.space], frame)
+    fitted.facts = {"metric": args.landscape_metric, "model": kind, "held_out": held, "best": best,
+                    "best_config": where, "seed_sd_by_step": list(fitted.sd), "seed_rho_by_step": list(fitted.rho),
+                    "fractions": list(fitted.fractions)}  # fmt: skip
+    return fitted
+
+
+def landscape_facts(model, out: Path) -> float | None:
+    """On a landscape: the surrogate's facts printed and written to landscape-fit.json; returns the landscape's
+    best (None on the invented surface)."""
+    facts = getattr(model.surface, "facts", None)
+    if not facts:
         return None
     import json
 
-    from sweep.simulate import surrogate
     from trainer.runtime import atomic_write_json
 
-    _, frame = surrogate.read_table(Path(args.landscape), args.space)
-    fit = surrogate.quality(frame, model.surface.dims)
-    best, where = surrogate.best_of(model.surface, SPACES[args.space], frame)
-    facts = {**fit, "best": best, "best_config": where, "seed_sd_by_step": list(model.surface.sd),
-             "seed_rho_by_step": list(model.surface.rho), "fractions": list(model.surface.fractions)}  # fmt: skip
     atomic_write_json(out / "landscape-fit.json", facts)
-    print(
-        f"surrogate of {args.landscape}: held-out over {fit['configs']} configs, Spearman {fit['spearman']:.2f}, "
-        f"Kendall {fit['kendall']:.2f}, RMSE {fit['rmse']:.4f} (seed noise of a config's mean "
-        f"{fit['noise_of_mean']:.4f}, "
-        f"spread of the means {fit['spread']:.4f}); best true FID {best:.4f} at {json.dumps(where, default=str)}",
-        flush=True,
-    )
-    return best
+    for kind, q in facts["held_out"].items():
+        print(
+            f"surrogate ({kind}{', used' if kind == facts['model'] else ''}): held-out over {q['configs']} configs, "
+            f"Spearman {q['spearman']:.2f}, Kendall {q['kendall']:.2f}, RMSE {q['rmse']:.4f} (seed noise of a "
+            f"config's mean {q['noise_of_mean']:.4f}, spread of the means {q['spread']:.4f})",
+            flush=True,
+        )
+    where = json.dumps(facts["best_config"], default=str)
+    print(f"landscape's best true {facts['metric']}: {facts['best']:.4f} at {where}", flush=True)
+    return facts["best"]
 
 
 def _stopped(run: Run) -> bool:
@@ -78,7 +88,7 @@ def search(args, out: Path, model) -> int:
         f"{args.trials} trials ({args.trials * args.asha_trials} with ASHA) on {args.gpus} simulated GPUs -> {out}",
         flush=True,
     )
-    best = landscape_facts(args, model, out)
+    best = landscape_facts(model, out)
     with sim_ray(args.gpus):
         for rep in range(args.reps):
             rep_model = model.of_rep(rep)

@@ -37,9 +37,13 @@ class LandscapeError(ValueError):
     """A landscape table that cannot be used: one sentence naming the file."""
 
 
-def read_table(path: Path, space: str) -> tuple[dict, pd.DataFrame]:
+METRICS = ("fid", "fid_nfe1", "fid_nfe2")  # what a surrogate's final FID is: 10, 1 or 2 sampler steps
+
+
+def read_table(path: Path, space: str, metric: str = "fid") -> tuple[dict, pd.DataFrame]:
     """The table's ``#`` lines and its rows, checked: every column, numbers where numbers go, the right space,
-    two or more seeds per config, a final FID per trial."""
+    two or more seeds per config, a final FID per trial. With ``metric`` fid_nfe1 or fid_nfe2 the last step's
+    ``fid`` is that column's (the intermediate FIDs stay the 10-step ones, as a sweep's ASHA sees them)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -75,6 +79,12 @@ def read_table(path: Path, space: str) -> tuple[dict, pd.DataFrame]:
             raise LandscapeError(f"--landscape {path}: column {col} must hold a finite number on every row")
         frame[col] = values
     last = frame["step"].max()
+    if metric != "fid":
+        at_end = frame["step"] == last
+        values = pd.to_numeric(frame.loc[at_end, metric], errors="coerce")
+        if values.isna().any() or not np.isfinite(values).all():
+            raise LandscapeError(f"--landscape {path}: column {metric} must hold a finite number on every final row")
+        frame.loc[at_end, "fid"] = values
     finals = frame[frame["step"] == last].groupby("config")["seed"].nunique()
     if len(finals) < 3 or finals.min() < 2:
         raise LandscapeError(
@@ -93,6 +103,7 @@ class Surrogate:
     rho: tuple[float, ...]  # correlation of seed residuals at each fraction with those at the end
     rep: int = 0  # the repetition: it seeds the noise draws
     _cache: dict = field(default_factory=dict, repr=False)
+    facts: dict = field(default_factory=dict, repr=False)  # how it was chosen and how well it predicts
 
     @property
     def noise(self) -> float:
@@ -129,7 +140,7 @@ class Surrogate:
         return self.curve(params, frac) + sd * (rho * luck + math.sqrt(max(1 - rho * rho, 0.0)) * fresh)
 
     def of_rep(self, rep: int) -> "Surrogate":
-        return Surrogate(self.dims, self.fractions, self.forests, self.sd, self.rho, rep, self._cache)
+        return Surrogate(self.dims, self.fractions, self.forests, self.sd, self.rho, rep, self._cache, self.facts)
 
 
 def encode(dims, rows: list[dict]) -> np.ndarray:
@@ -189,9 +200,24 @@ def pooled_noise(frame: pd.DataFrame, steps: list[int]) -> tuple[list[float], li
     return sd, rho
 
 
-def fit(frame: pd.DataFrame, dims, seed: int = 0) -> Surrogate:
-    from sklearn.ensemble import RandomForestRegressor
+MODELS = ("forest", "gp")
 
+
+def regressor(kind: str, seed: int):
+    """A scikit-learn model of a config's mean FID: a random forest, or a Gaussian process (Matern 5/2 with one
+    length scale per feature, plus a white-noise term for what the features do not explain)."""
+    if kind == "forest":
+        from sklearn.ensemble import RandomForestRegressor
+
+        return RandomForestRegressor(n_estimators=TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    kernel = ConstantKernel() * Matern(length_scale=1.0, length_scale_bounds=(1e-2, 1e3), nu=2.5) + WhiteKernel()
+    return GaussianProcessRegressor(kernel, normalize_y=True, n_restarts_optimizer=2, random_state=seed)
+
+
+def fit(frame: pd.DataFrame, dims, seed: int = 0, kind: str = "forest") -> Surrogate:
     steps, means = per_config(frame)
     params = params_of(frame, dims)
     x = encode(dims, [params[c] for c in means.index])
@@ -199,30 +225,28 @@ def fit(frame: pd.DataFrame, dims, seed: int = 0) -> Surrogate:
     for step in steps:
         y = means[step].to_numpy()
         known = np.isfinite(y)
-        forest = RandomForestRegressor(n_estimators=TREES, min_samples_leaf=2, random_state=seed, n_jobs=1)
-        forests.append(forest.fit(x[known], y[known]))
+        forests.append(regressor(kind, seed).fit(x[known], y[known]))
     sd, rho = pooled_noise(frame, steps)
     fractions = tuple(s / steps[-1] for s in steps)
     return Surrogate(tuple(dims), fractions, forests, tuple(sd), tuple(rho))
 
 
-def quality(frame: pd.DataFrame, dims, folds: int = 8, seed: int = 0) -> dict:
-    """Held-out quality of the final-FID forest: each config predicted by a surrogate fitted without it (``folds``
-    groups of configs); Spearman and Kendall rank correlations with the configs' measured mean final FID, the
+def quality(frame: pd.DataFrame, dims, folds: int = 8, seed: int = 0, kind: str = "forest") -> dict:
+    """Held-out quality of a final-FID model (``kind``): each config predicted by a model fitted without it
+    (``folds`` groups of configs); Spearman and Kendall rank correlations with the configs' measured mean final FID, the
     RMSE, and what the RMSE would be from seed noise alone (the SD of a config's mean over its seeds)."""
     from scipy import stats
 
     steps, means = per_config(frame)
     order = np.random.default_rng(seed).permutation(len(means))
     fold_of = {means.index[i]: k % folds for k, i in enumerate(order)}
+    observed = means[steps[-1]]
+    x = encode(dims, [params_of(frame, dims)[c] for c in means.index])
     predicted = {}
     for k in range(folds):
-        held = [c for c, f in fold_of.items() if f == k]
-        train = frame[~frame["config"].isin(held)]
-        model = fit(train, dims, seed)
-        params = params_of(frame[frame["config"].isin(held)], dims)
-        predicted.update({c: model.true_fid(params[c]) for c in held})
-    observed = means[steps[-1]]
+        held = np.array([fold_of[c] == k for c in means.index])
+        model = regressor(kind, seed).fit(x[~held], observed.to_numpy()[~held])
+        predicted.update(zip(means.index[held], model.predict(x[held])))
     pred = np.array([predicted[c] for c in observed.index])
     obs = observed.to_numpy()
     sd, _ = pooled_noise(frame, steps)
