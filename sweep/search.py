@@ -197,11 +197,11 @@ def close_orphans(storage, name: str) -> int:
 
 
 def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent: int | None, resume: bool = False):
-    """Seeded TPE over the space; with ``objectives`` fid,cost its multi-objective form (MOTPE).
+    """Seeded search over the space by ``settings["sampler"]`` (``SAMPLERS``; TPE where a sweep.json predates the
+    setting: those sweeps ran TPE); with ``objectives`` fid,cost a multi-objective study (TPE's form: MOTPE).
 
-    ``settings`` may also name ``sampler`` "random" (seeded random search) or "tpe-group", and set
-    ``intermediate`` False (stopped trials tell Optuna nothing): ``sweep.simulate`` compares them.
-    ``resume``: a study of that name may hold this sweep's hand-outs already (``sweep.handout``).
+    ``settings`` may also set ``intermediate`` False (stopped trials tell Optuna nothing): ``sweep.simulate``
+    compares it. ``resume``: a study of that name may hold this sweep's hand-outs already (``sweep.handout``).
 
     MOTPE rather than NSGA-II: NSGA-II evolves populations of ~50 per
     generation, more trials than most sweeps here run; TPE models every trial.
