@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from sweep.flags import SCHEDULERS
+from sweep.flags import SAMPLER_NAMES, SCHEDULERS
 from sweep.columns import STATUSES, legacy_columns, numeric_columns, order_columns, text_columns
 from sweep.ranking import attach_confirmations, distinct_runs, rank
 from trainer.config import PRESETS, SEED_MAX, from_flat
@@ -233,6 +233,7 @@ SWEEP_SETTINGS = (
     ("trials", _count(1), "an integer >= 1"),
     ("seeds", _count(1), "an integer >= 1"),
     ("seed", _count(0, SEED_MAX), f"an integer in [0, {SEED_MAX}]"),
+    ("sampler", lambda v: isinstance(v, str) and v in SAMPLER_NAMES, " or ".join(SAMPLER_NAMES)),
     ("scheduler", lambda v: isinstance(v, str) and v in SCHEDULERS, " or ".join(SCHEDULERS)),
     ("metric", lambda v: isinstance(v, str) and re.fullmatch(r"final_fid(_nfe\d+)?", v), "final_fid[_nfe<k>]"),
     ("objectives", lambda v: isinstance(v, str) and v in ("fid", "fid,cost"), "fid or fid,cost"),

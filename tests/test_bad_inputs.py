@@ -44,6 +44,8 @@ def make_scratch(root: Path) -> Path:
     (results / "bad-type").mkdir()  # parses, but a setting has the wrong type
     saved = json.loads((good / "sweep.json").read_text())
     (results / "bad-type" / "sweep.json").write_text(json.dumps({**saved, "trials": "3"}))
+    (results / "bad-sampler").mkdir()  # a sampler no release of the sweep knows
+    (results / "bad-sampler" / "sweep.json").write_text(json.dumps({**saved, "sampler": "grid"}))
     (results / "bad-number").mkdir()
     (results / "bad-number" / "sweep.json").write_text((good / "sweep.json").read_text())
     (results / "bad-number" / "trials.csv").write_text("trial_id,status,final_fid,seed\nabc,completed,lots,0\n")
@@ -182,6 +184,7 @@ CASES = [
     ("sweep.run", ["--results-dir", "{root}/a-file/r"], "--results-dir {root}/a-file/r is not writable"),
     ("sweep.run", ["--results-dir", "/proc/meanflow-test/r"], "--results-dir /proc/meanflow-test/r "),  # a pseudo fs
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-type"], "holds trials='3', which is not an integer"),
+    ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-sampler"], "holds sampler='grid', which is not tpe"),
     ("sweep.run", ["--results-dir", R, "--resume", "--name", "bad-number"], "column final_fid holds 'lots', not a"),
     ("sweep.confirm", ["--results-dir", R, "--name", "bad-plan-type"], "bad-plan-type/confirm.json is damaged"),
     (
