@@ -43,9 +43,9 @@ def make_scratch(root: Path) -> Path:
     (results / "bad-plan" / "confirm.json").write_text("{oops")
     (results / "bad-type").mkdir()  # parses, but a setting has the wrong type
     saved = json.loads((good / "sweep.json").read_text())
-    (results / "bad-type" / "sweep.json").write_text(json.dumps({**saved, "trials": "3"}))
-    (results / "bad-sampler").mkdir()  # a sampler no release of the sweep knows
-    (results / "bad-sampler" / "sweep.json").write_text(json.dumps({**saved, "sampler": "grid"}))
+    (results / "bad-sampler").mkdir()  # a sampler no release knows
+    for name, bad in (("bad-type", {"trials": "3"}), ("bad-sampler", {"sampler": "grid"})):
+        (results / name / "sweep.json").write_text(json.dumps({**saved, **bad}))
     (results / "bad-number").mkdir()
     (results / "bad-number" / "sweep.json").write_text((good / "sweep.json").read_text())
     (results / "bad-number" / "trials.csv").write_text("trial_id,status,final_fid,seed\nabc,completed,lots,0\n")
@@ -88,6 +88,7 @@ def snapshot(root: Path) -> dict:
 
 R = "{root}/results"
 SIM = "{root}/simulation"  # a folder sweep.simulate would create
+NPZ, FM = "{root}/fid-cache/cifar10_clean_train_32.npz", "{root}/bench-fm-only.jsonl"  # not step-cost tables
 LANDSCAPE = str(Path(__file__).parents[1] / "sweep" / "simulate" / "landscapes" / "alpha_schedules.csv")
 CASES = [
     # --- python -m trainer ---
@@ -231,26 +232,14 @@ CASES = [
     ("sweep.simulate", ["search", "--costs", "{root}/nope.jsonl", "--out", SIM], "cannot read the step-cost table"),
     ("sweep.simulate", ["search", "--landscape", "{root}/nope.csv", "--out", SIM], "--landscape {root}/nope.csv: no"),
     ("sweep.simulate", ["search", "--landscape", "{root}/a-file", "--out", SIM], "is not a landscape table"),
-    (
-        "sweep.simulate",
-        ["search", "--space", "full", "--landscape", LANDSCAPE, "--out", SIM],
-        "is a landscape of space 'alpha_schedules', not of --space full",
-    ),
+    ("sweep.simulate", ["search", "--space", "full", "--landscape", LANDSCAPE, "--out", SIM], "not of --space full"),
     ("sweep.simulate", ["landscape", "--configs", "1", "--out", SIM], "--configs 1 must be at least 2"),
     ("sweep.simulate", ["landscape", "--seeds", "1", "--out", SIM], "--seeds 1 must be at least 2"),
     ("sweep.simulate", ["landscape", "--evals", "0", "--out", SIM], "--evals 0 must be at least 1 and at most half"),
     ("sweep.simulate", ["landscape", "--out", "{root}/a-file"], "a-file is a file; give a folder"),
     ("sweep.simulate", ["landscape", "--out", R], "holds other files and no landscape"),
-    (
-        "sweep.simulate",
-        ["search", "--costs", "{root}/fid-cache/cifar10_clean_train_32.npz", "--out", SIM],
-        "has no fused train_step record of target 'pureflow'",
-    ),
-    (
-        "sweep.simulate",
-        ["search", "--costs", "{root}/bench-fm-only.jsonl", "--out", SIM],
-        "the step-cost table has no measurement for target(s) alphaflow",
-    ),
+    ("sweep.simulate", ["search", "--costs", NPZ, "--out", SIM], "has no fused train_step record of target 'pureflow'"),
+    ("sweep.simulate", ["search", "--costs", FM, "--out", SIM], "the step-cost table has no measurement for target(s)"),
 ]
 MODULES = {"trainer": "trainer.__main__", "sweep.simulate": "sweep.simulate.__main__"}
 
