@@ -104,15 +104,15 @@ def search_summary(curves: pd.DataFrame, best: float | None = None) -> pd.DataFr
             }
         )
         if best is not None:
-            regret = [v - best for v in final]
+            regret, at = [v - best for v in final], [v - best for v in at_budget]
             out[-1].update(
                 {
                     "regret_median": statistics.median(regret),
                     "regret_q25": _quantile(regret, 0.25),
                     "regret_q75": _quantile(regret, 0.75),
-                    "regret_at_random_budget": _quantile([v - best for v in at_budget], 0.5),
-                    "regret_at_random_budget_q25": _quantile([v - best for v in at_budget], 0.25),
-                    "regret_at_random_budget_q75": _quantile([v - best for v in at_budget], 0.75),
+                    "regret_at_random_budget": _quantile(at, 0.5),
+                    "regret_at_random_budget_q25": _quantile(at, 0.25),
+                    "regret_at_random_budget_q75": _quantile(at, 0.75),
                     "reps_better_than_random": f"{sum(wins)}/{len(wins)}",
                 }
             )

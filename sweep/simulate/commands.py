@@ -123,8 +123,8 @@ def goals(summary: pd.DataFrame, regret: bool) -> list[str]:
         text = f"{row['strategy']}: reaches random's result in {share:.2f} of its GPU-hours (goal <= {GOAL_SHARE:.2f}"
         text += f", {'met' if share <= GOAL_SHARE else 'not met'})"
         if regret:
-            ratio = row["regret_at_random_budget"] / rand["regret_at_random_budget"] if rand[
-                "regret_at_random_budget"] > 0 else math.inf  # fmt: skip
+            theirs, randoms = row["regret_at_random_budget"], rand["regret_at_random_budget"]
+            ratio = theirs / randoms if randoms > 0 else math.inf
             text += f"; regret at random's budget {ratio:.2f} of random's (goal <= 0.5, "
             text += f"{'met' if ratio <= 0.5 else 'not met'})"
         lines.append(text)

@@ -38,6 +38,12 @@ def config_id(params: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
+def searched(row, keys) -> dict:
+    """A trials.csv row's values of ``keys`` (config columns), those its config's branch has."""
+    values = {k: row.get(f"config.{k}") for k in keys}
+    return {k: v for k, v in values.items() if v is not None and v == v}
+
+
 def sweep_argv(args, out: Path) -> list[str]:
     """The ``sweep.run`` command line the landscape runs (and reruns to continue)."""
     every = args.steps // args.evals
@@ -107,8 +113,7 @@ def write_table(sweep: Path, path: Path, command: str) -> int:
     steps = sorted(int(c.rsplit("_", 1)[1]) for c in trials.columns if c.startswith("intermediate_fid_"))
     rows = []
     for _, t in done.iterrows():
-        params = {k: t.get(f"config.{k}") for k in keys}
-        params = {k: v for k, v in params.items() if v is not None and v == v}
+        params = searched(t, keys)
         base = {"config": config_id(params), "seed": int(t["config.seed"])}
         config = {f"config.{k}": params.get(k) for k in keys}
         for step in steps:

@@ -180,14 +180,13 @@ def run_top_k(space, *, rep: int, gpus: int, trials: int, model: SimModel, root:
 
 def _params_of(folder: Path, keys) -> dict[str, dict]:
     """trial id -> its values of ``keys`` (the searched ones), from a sweep's trials.csv."""
-    from sweep.columns import CONFIG
+    from sweep.simulate.landscape import searched
     from sweep.tables import read_table
 
     table = read_table(folder / "trials.csv")
     out = {}
     for _, row in table.iterrows():
-        values = {k: row.get(CONFIG + k) for k in keys}
-        out[row["trial_id"]] = {k: v for k, v in values.items() if v is not None and v == v}
+        out[row["trial_id"]] = searched(row, keys)
     return out
 
 

@@ -19,6 +19,7 @@ kernel choice; ``quality`` reports how well it predicts configs it has not seen.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from dataclasses import dataclass, field
@@ -140,7 +141,7 @@ class Surrogate:
         return self.curve(params, frac) + sd * (rho * luck + math.sqrt(max(1 - rho * rho, 0.0)) * fresh)
 
     def of_rep(self, rep: int) -> "Surrogate":
-        return Surrogate(self.dims, self.fractions, self.forests, self.sd, self.rho, rep, self._cache, self.facts)
+        return dataclasses.replace(self, rep=rep)  # the same fitted models, cache and facts
 
 
 def encode(dims, rows: list[dict]) -> np.ndarray:
