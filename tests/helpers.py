@@ -5,15 +5,22 @@ from __future__ import annotations
 import torch
 
 
-def randomized_dit(dtype=torch.float64, seed: int = 0, **size):
-    """A tiny SmallDiT with every weight perturbed: adaLN-Zero would otherwise make it output 0."""
+def randomized_dit(dtype=torch.float64, seed: int = 0, target: str | None = None, **size):
+    """A tiny SmallDiT with every weight perturbed: adaLN-Zero would otherwise make it output 0.
+
+    ``target``: also the module that target trains with the network (``net.head``), its weights perturbed too.
+    """
     from trainer.model import SmallDiT
+    from trainer.objectives.targets import attach_head
 
     torch.manual_seed(seed)
     net = SmallDiT(**({"hidden": 32, "depth": 2, "heads": 2, "patch": 8} | size)).to(dtype)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
+        if target is not None and hasattr(attach_head(net, target), "head"):
+            for p in net.head.parameters():
+                p.add_(0.1 * torch.randn_like(p))
     return net.eval()
 
 

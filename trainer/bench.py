@@ -25,7 +25,8 @@ import torch
 
 from trainer.cli import Parser
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import OBJECTIVES, TARGETS, sample_times
+from trainer.objectives import OBJECTIVES, TARGETS, make_schedule, sample_times
+from trainer.objectives.targets import attach_head
 from trainer.loss import make_loss_fn
 
 ONLY = ("step", "naive", "sampler", "fid")
@@ -74,7 +75,8 @@ def _stepper(name, device, size, fast: bool, compile_: bool, amp: bool):
     rec_t = TARGETS[cfg.target]
     torch.manual_seed(0)
     # as the trainer: math attention where a JVP is taken, the fused kernel elsewhere
-    net = SmallDiT(MODEL_SIZES[model]).to(device).set_attention("math" if rec_t.jvp != "no" else "fused")
+    net = attach_head(SmallDiT(MODEL_SIZES[model]).to(device), cfg.target)
+    net.set_attention("math" if cfg.takes_jvp else "fused")
     teacher = copy.deepcopy(net).requires_grad_(False) if rec_t.teacher else None
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
     amp = fast and amp
@@ -88,13 +90,14 @@ def _stepper(name, device, size, fast: bool, compile_: bool, amp: bool):
     g = torch.Generator(device=device).manual_seed(0)
     x0 = torch.randn(batch, 3, 32, 32, device=device, generator=g)
     alpha_t = torch.tensor(alpha, device=device)
+    strength = torch.tensor(make_schedule(cfg.interval_weight)(0.5), device=device)  # the middle of the run
     if cfg.alpha_rows == "uniform":  # as the trainer: each row its own share of the step's alpha
         alpha_t = alpha_t * torch.rand(batch, device=device, generator=g)
 
     def one():
         x1 = torch.randn(x0.shape, device=device, generator=g)
         t, t_next = sample_times(batch, ratio_fm, g, device, time_spec)
-        loss, _ = loss_fn(x0, x1, t, t_next, alpha_t, continuous=alpha == 0.0)
+        loss, _ = loss_fn(x0, x1, t, t_next, alpha_t, continuous=alpha == 0.0, strength=strength)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

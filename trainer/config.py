@@ -8,7 +8,7 @@ Where a value comes from, lowest precedence first:
 2. ``objective``: a name from ``OBJECTIVES`` whose target, schedules and
    settings become the values (``from_flat`` only);
 3. explicit keys.
-Schedule keys are ``ratio_fm.<param>`` / ``alpha.<param>`` (and
+Schedule keys are ``ratio_fm.<param>`` / ``alpha.<param>`` / ``interval_weight.<param>`` (and
 ``.schedule``), one column each in a results table. When explicit keys name
 another schedule family than the objective's (``alpha.schedule=linear`` over
 AlphaFlow's sigmoid), the objective's parameters of that schedule are dropped:
@@ -20,23 +20,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
-import re
 from dataclasses import dataclass
 
-from trainer.model import MODEL_SIZES
 from trainer.objectives import (
-    DISCRETE_WEIGHTS,
-    FM_TIMES,
-    LOSS_REDUCTIONS,
     OBJECTIVES,
     TARGETS,
-    TIME_SAMPLERS,
     ScheduleSpec,
     TimeSpec,
-    make_traj_params,
 )
+from trainer.objectives.time_sampling import interval_lambda
+from trainer.objectives.tangent import FD_EPS, Tangent
 from trainer.presets import PRESETS
+from trainer.validation import ALPHA_ROWS, DATASETS, SEED_MAX, parse_nfe, validate  # noqa: F401 (re-exported)
 
 
 class _FromPreset:
@@ -47,8 +42,6 @@ class _FromPreset:
 
 
 FROM_PRESET = _FromPreset()
-DATASETS = ("cifar10", "synthetic")
-ALPHA_ROWS = ("step", "uniform")
 
 # Which defaults produced a result. 1: up to 2026-11-27 (time embedding x1000,
 # discrete rows weighted 1/alpha, flow-matching rows at the larger of two draws,
@@ -68,6 +61,16 @@ HASH_NEUTRAL = {
     "adam_b1": 0.9,
     "adam_b2": 0.999,
     "tangent_beta": 0.0,
+    "tangent": "jvp",
+    "tangent_eps": FD_EPS,
+    "tim_weight": "sqrt",
+    "tim_time_map": "tangent",
+    "tim_dir": 1.0,
+    "dmf_pairs": "batch",
+    "imf_velocity_rows": "all",
+    "ratio_r0": 0.0,
+    "interval_weight.schedule": "constant",
+    "interval_weight.value": 0.0,
 }
 # Targets whose math changed since protocol 1 (and the clamp that now spares
 # flow-matching and JVP rows): their hashes carry the revision as a marker.
@@ -75,6 +78,8 @@ HASH_NEUTRAL = {
 TARGET_REVISIONS = {"splitmeanflow": 2, "shortcut": 2, "imf": 3}
 # Keys that say where, how fast or with which seed a config runs, or what else is
 # measured: not part of what a config *is*.
+OFF = ScheduleSpec("constant", {"value": 0.0})  # interval_weight's default: no interval weight
+SCHEDULED = ("ratio_fm", "alpha", "interval_weight")  # the fields that are schedules of training progress
 NOT_HASHED = (
     "out_dir",
     "checkpoint_dir",
@@ -111,6 +116,15 @@ class TrainConfig:
     target_clamp: float = 0.0  # > 0 clips computed targets to [-c, c] (AlphaFlow, Shortcut: 4); 0 = off
     teacher_decay: float = 0.99  # EMA rate of the teacher of teacher targets (ema_teacher, shortcut); 0 = online net
     tangent_beta: float = 0.0  # vr_meanflow: the model velocity's share of the JVP tangent (0 = MeanFlow's v)
+    tangent: str = "jvp"  # how JVP targets take du/dt: jvp (forward-mode AD) or fd (TiM's central difference)
+    tangent_eps: float = FD_EPS  # fd's half step (TiM's dde epsilon 0.005)
+    tim_weight: str = "sqrt"  # tim: its time weight of g(t) - g(r) (TiM's configs: sqrt)
+    tim_time_map: str = "tangent"  # tim: the warp g of that weight's times (TiM's configs: tan)
+    tim_dir: float = 1.0  # tim: the weight of its directional (cosine) term (TiM's use_dir_loss: 1)
+    dmf_pairs: str = "batch"  # dmf: the release's loss over every pair of a term's rows (batch), or per row
+    imf_velocity_rows: str = "all"  # imf: the velocity loss on all rows (the release's head) or on t_next < t only
+    ratio_r0: float = 0.0  # share of rows with t_next = 0, the batch's last (TiM's consistency_ratio)
+    interval_weight: ScheduleSpec = OFF  # the interval weight's strength s over the run (0: off; loss.py)
     # --- model and data ---
     model: str = FROM_PRESET  # name from MODEL_SIZES
     time_scale: float = 1.0  # t and t - t_next are multiplied by this before the sinusoids (released DiTs: 1)
@@ -200,7 +214,14 @@ class TrainConfig:
             loss_reduction=self.loss_reduction,
             amp=amp,
             knobs=tuple((key, getattr(self, key)) for key in TARGETS[self.target].knobs),
+            tangent=Tangent(self.tangent, self.tangent_eps),
+            interval_lambda=0.0 if self.interval_weight == OFF else interval_lambda(self.time_spec()),
         )
+
+    @property
+    def takes_jvp(self) -> bool:
+        """Whether training takes a forward-mode JVP (then the online network runs math attention)."""
+        return TARGETS[self.target].jvp != "no" and self.tangent == "jvp"
 
     def time_spec(self) -> TimeSpec:
         return TimeSpec(
@@ -211,6 +232,7 @@ class TrainConfig:
             std_r=self.time_std_r,
             fm_time=self.fm_time,
             dyadic_levels=self.dyadic_levels,
+            ratio_r0=self.ratio_r0,
         )
 
 
@@ -224,14 +246,14 @@ def from_flat(flat: dict) -> TrainConfig:
     merged: dict = {"preset": flat.get("preset", "smoke")}  # the preset's values are filled at construction
     if "objective" in flat:
         objective = OBJECTIVES[flat.pop("objective")].flat()
-        for prefix in ("ratio_fm", "alpha"):  # a schedule family swapped by the caller drops the objective's params
+        for prefix in SCHEDULED:  # a schedule family swapped by the caller drops the objective's params
             key = f"{prefix}.schedule"
             if key in flat and flat[key] != objective[key]:
                 objective = {k: v for k, v in objective.items() if not k.startswith(prefix + ".")}
         merged.update(objective)
     merged.update(flat)
     names = _field_names()
-    kwargs, specs = {}, {"ratio_fm": {}, "alpha": {}}
+    kwargs, specs = {}, {prefix: {} for prefix in SCHEDULED}
     for key, value in merged.items():
         prefix, dot, param = key.partition(".")
         if dot and prefix in specs:
@@ -241,7 +263,7 @@ def from_flat(flat: dict) -> TrainConfig:
         else:
             raise ValueError(
                 f"unknown config key {key!r}; known keys: {', '.join(names + ['objective'])} "
-                f"and ratio_fm.<param>, alpha.<param>"
+                f"and ratio_fm.<param>, alpha.<param>, interval_weight.<param>"
             )
     if "fid_nfe" in kwargs:
         kwargs["fid_nfe"] = parse_nfe(kwargs["fid_nfe"])
@@ -251,125 +273,3 @@ def from_flat(flat: dict) -> TrainConfig:
             name = params.pop("schedule", defaults[prefix].name)
             kwargs[prefix] = ScheduleSpec(name, params)
     return TrainConfig(**kwargs)
-
-
-def parse_nfe(value) -> tuple:
-    """fid_nfe as a sorted tuple of step counts: 2, (1, 2), [1, 2], '1,2' or '(1, 2)' (a CSV's text)."""
-    items = value
-    if isinstance(value, str):
-        items = [v for v in value.strip("()[] ").replace(" ", "").split(",") if v]
-    elif not isinstance(value, (tuple, list)):
-        items = [value]
-    out = []
-    for item in items:
-        try:
-            k = int(item)
-        except (TypeError, ValueError):
-            k = None
-        if (
-            k is None
-            or isinstance(item, bool)
-            or (isinstance(item, float) and not item.is_integer())
-            or not 1 <= k <= 1000
-        ):
-            raise ValueError(f"fid_nfe={value!r} must be step counts from 1 to 1000, e.g. fid_nfe=1,2,10")
-        out.append(k)
-    return tuple(sorted(set(out)))
-
-
-SEED_MAX = 2**32 - 1  # the sampler's noise seeds are seed * 1,000,003 + block: this keeps them in 64 bits
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-def check_types(cfg: TrainConfig) -> None:
-    """Every field's value has its field's type: an int field refuses 1.5 and 1e3, a float refuses nan, inf, words."""
-    for f in dataclasses.fields(cfg):
-        value, kind = getattr(cfg, f.name), f.type
-        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError(f"{f.name}={value!r} must be an integer")
-        if kind.startswith("float") and not (value is None and "None" in kind):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{f.name}={value!r} must be a number")
-            if not math.isfinite(value):
-                raise ValueError(f"{f.name}={value!r} must be a finite number")
-        if kind == "bool" and not isinstance(value, bool):
-            raise ValueError(f"{f.name}={value!r} must be True or False")
-        if kind == "str" and not isinstance(value, str):
-            raise ValueError(f"{f.name}={value!r} must be text")
-
-
-def validate(cfg: TrainConfig) -> None:
-    """One clear sentence per bad value (ValueError); run when the config is built."""
-    check_types(cfg)
-    PRESETS[cfg.preset]
-    TARGETS[cfg.target]
-    TIME_SAMPLERS[cfg.time_sampler]
-    if cfg.model not in MODEL_SIZES:
-        raise ValueError(f"unknown model size {cfg.model!r}; choose one of: {', '.join(MODEL_SIZES)}")
-    if cfg.dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of: {', '.join(DATASETS)}")
-    for name, accepted in (
-        ("discrete_weight", DISCRETE_WEIGHTS),
-        ("loss_reduction", LOSS_REDUCTIONS),
-        ("fm_time", FM_TIMES),
-        ("alpha_rows", ALPHA_ROWS),
-    ):
-        if getattr(cfg, name) not in accepted:
-            raise ValueError(f"unknown {name} {getattr(cfg, name)!r}; choose one of: {', '.join(accepted)}")
-    if not 1 <= cfg.dyadic_levels <= 16:
-        raise ValueError(f"dyadic_levels={cfg.dyadic_levels} must be an integer in [1, 16]")
-    if not cfg.time_scale > 0:
-        raise ValueError(f"time_scale={cfg.time_scale} must be > 0 (1 follows the released DiTs, 1000 is DiT's)")
-    if not (0.0 <= cfg.adam_b1 < 1.0 and 0.0 <= cfg.adam_b2 < 1.0):
-        raise ValueError(f"adam_b1={cfg.adam_b1} and adam_b2={cfg.adam_b2} must be in [0, 1)")
-    if cfg.fid_mode not in ("clean-fid", "standin"):
-        raise ValueError(f"unknown fid_mode {cfg.fid_mode!r}; choose clean-fid or standin")
-    for name in ("steps", "batch_size", "sample_steps", "fid_samples"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"{name}={getattr(cfg, name)} must be a positive integer")
-    for name in ("eval_every", "eval_samples", "checkpoint_every"):
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"{name}={getattr(cfg, name)} must be >= 0")
-    if cfg.fid_samples < 2:  # a covariance needs two samples
-        raise ValueError(f"fid_samples={cfg.fid_samples} must be at least 2")
-    if cfg.eval_samples == 1:
-        raise ValueError(f"eval_samples={cfg.eval_samples} must be 0 (off) or at least 2")
-    if not 0 <= cfg.seed <= SEED_MAX:
-        raise ValueError(f"seed={cfg.seed} must be an integer in [0, {SEED_MAX}]")
-    if not DEVICE.fullmatch(cfg.device):
-        raise ValueError(f"device {cfg.device!r} is not auto, cpu, cuda or cuda:N")
-    if cfg.weight_decay < 0 or cfg.grad_clip < 0:
-        raise ValueError(f"weight_decay={cfg.weight_decay} and grad_clip={cfg.grad_clip} must be >= 0")
-    if not cfg.lr > 0:
-        raise ValueError(f"lr={cfg.lr} must be > 0")
-    if not 0.0 <= cfg.ema_decay < 1.0:
-        raise ValueError(f"ema_decay={cfg.ema_decay} must be in [0, 1)")
-    if not cfg.time_std > 0 or (cfg.time_std_r is not None and not cfg.time_std_r > 0):
-        raise ValueError(f"time_std={cfg.time_std} and time_std_r={cfg.time_std_r} must be > 0")
-    if not 0.0 < cfg.interval_start <= 1.0:
-        raise ValueError(f"interval_start={cfg.interval_start} must be in (0, 1]")
-    if cfg.target_clamp < 0:
-        raise ValueError(f"target_clamp={cfg.target_clamp} must be >= 0 (0 disables it)")
-    if not 0.0 <= cfg.teacher_decay < 1.0:
-        raise ValueError(f"teacher_decay={cfg.teacher_decay} must be in [0, 1)")
-    if not cfg.adaptive_eps > 0 or cfg.adaptive_p < 0:
-        raise ValueError(f"adaptive weighting needs eps > 0 and p >= 0, got eps={cfg.adaptive_eps}, p={cfg.adaptive_p}")
-    if cfg.fid_nfe != parse_nfe(cfg.fid_nfe):
-        raise ValueError(f"fid_nfe={cfg.fid_nfe!r} must be a sorted tuple of distinct step counts, e.g. (1, 2, 10)")
-    make_traj_params(cfg.ratio_fm, cfg.alpha)  # checks names, parameters and the [0, 1] range
-    check_knobs(cfg)
-
-
-def check_knobs(cfg: TrainConfig) -> None:
-    """A target's own setting is in its range, and is left at its default by every other target."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    for name, rec in TARGETS.items():
-        for key, (lo, hi) in rec.knobs.items():
-            value = getattr(cfg, key)
-            if name == cfg.target and not lo <= value <= hi:
-                raise ValueError(f"{key}={value} must be in [{lo}, {hi}]")
-            if value != defaults[key] and key not in TARGETS[cfg.target].knobs:
-                owners = [n for n, r in TARGETS.items() if key in r.knobs]
-                raise ValueError(
-                    f"{key}={value} has no effect on target {cfg.target!r}; it applies to: {', '.join(owners)}"
-                )

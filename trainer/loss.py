@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from trainer.objectives import TARGETS, RowLoss, discrete_row_weight, fused_target
+from trainer.objectives.tangent import JVP, Tangent
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,13 +38,25 @@ class LossSpec:
     loss_reduction: str  # row error: mean or sum over pixels
     amp: bool = False  # bf16 autocast on whatever device the tensors are on
     knobs: tuple = ()  # (name, value) of the target's own settings (its record's ``knobs``), passed by keyword
+    tangent: Tangent = JVP  # how JVP targets take du/dt (trainer/objectives/tangent.py)
+    interval_lambda: float = 0.0  # > 0: the interval weight is on, with this normaliser (see ``interval_weight``)
 
     @property
     def rows(self) -> RowLoss:
         return RowLoss(self.loss_reduction, self.adaptive_p, self.adaptive_eps)
 
 
-def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec, teacher=None):
+def interval_weight(t, t_next, strength, lam: float):
+    """The small-to-large interval weight of arXiv 2511.19065 (Sec. 5): beta = 1 - s + lambda s (1 - (t - r)).
+
+    On rows with t_next < t only, after the adaptive weight; s (a 0-d tensor) moves from 1 to 0 over the run
+    (``interval_weight`` schedule, the paper's s = 1 - (i / T)^k), lambda = 1 / E[1 - (t - r)] keeps its mean 1.
+    """
+    beta = 1.0 - strength + lam * strength * (1.0 - (t - t_next))
+    return torch.where(t > t_next, beta, torch.ones_like(beta))
+
+
+def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: LossSpec, teacher=None, strength=None):
     """Weighted loss of one batch.
 
     Args:
@@ -53,6 +66,7 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
         alpha: this step's alpha, a 0-d tensor, or (N,) when each row has its own (dt = alpha * (t - t_next)).
         continuous: host bool, alpha == 0 (picks the JVP or the discrete branch).
         teacher: the network that computes the target for teacher targets (an EMA of net), else None.
+        strength: the interval weight's s at this step, a 0-d tensor (read only when ``spec.interval_lambda`` > 0).
     Returns:
         (loss, per-row mean squared error (N,)), fp32 or wider; loss carries the gradient.
     """
@@ -75,17 +89,22 @@ def training_loss(net, x0, x1, t, t_next, alpha, *, continuous: bool, spec: Loss
             teacher=teacher,
             clamp=spec.target_clamp,
             rows=rows,
+            ddt=spec.tangent,
             **dict(spec.knobs),
         )
     u, target = out[0], out[1]
     err = rows.error(u, target)  # (N,) the row error the weight sees
     mse = err / u[0].numel() if spec.loss_reduction == "sum" else err
     if len(out) > 2:  # the target built each row's loss itself (see trainer/objectives/targets.py)
-        return out[2].mean(), mse.detach()
-    w = rows.weight(err)
-    if TARGETS[spec.target].discrete:
-        w = w * discrete_row_weight(dt, alpha, spec.discrete_weight)
-    return (w * err).mean(), mse.detach()
+        row = out[2]
+    else:
+        w = rows.weight(err)
+        if TARGETS[spec.target].discrete:
+            w = w * discrete_row_weight(dt, alpha, spec.discrete_weight)
+        row = w * err
+    if spec.interval_lambda > 0:
+        row = row * interval_weight(t, t_next, strength, spec.interval_lambda)
+    return row.mean(), mse.detach()
 
 
 def make_loss_fn(net, spec: LossSpec, compile: bool = False, teacher=None):
@@ -96,6 +115,6 @@ def make_loss_fn(net, spec: LossSpec, compile: bool = False, teacher=None):
     """
     fn = functools.partial(training_loss, net, spec=spec, teacher=teacher)
     if not compile:
-        return lambda *a, continuous: fn(*a, continuous=continuous)
+        return lambda *a, continuous, strength=None: fn(*a, continuous=continuous, strength=strength)
     compiled = torch.compile(fn)
-    return lambda *a, continuous: compiled(*a, continuous=continuous)
+    return lambda *a, continuous, strength=None: compiled(*a, continuous=continuous, strength=strength)

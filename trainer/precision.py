@@ -22,7 +22,7 @@ import torch
 
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.objectives import TARGETS, RowLoss, TimeSpec, fused_target, sample_times
-from trainer.objectives.targets import u_and_dudt
+from trainer.objectives.targets import attach_head, knob_middle, u_and_dudt
 from trainer.sampler import sample_images
 
 
@@ -48,7 +48,9 @@ def target_errors(net, x_t, t, r, v) -> dict:
     out = {}
     for name, rec in TARGETS.items():
         dt = 0.5 * (t - r) if rec.uses_alpha else torch.zeros_like(t)
-        knobs = {key: 0.5 * (lo + hi) for key, (lo, hi) in rec.knobs.items()}
+        knobs = {key: knob_middle(knob) for key, knob in rec.knobs.items()}
+        if not hasattr(net, "head"):
+            attach_head(net, name)
         signal = {}
         for amp in (False, True):
             net.set_attention("math")

@@ -37,6 +37,17 @@ FIELDS = {
     "teacher_decay": "ours: a 100-step horizon for ema_teacher; shortcut sets 0.999 (its target_update_rate)",
     "tangent_beta": "0: MeanFlow's tangent (v, 1, 0); Lu & Wang 2026 (arXiv 2605.09235) method.tex: beta = 0 is "
     "vanilla MeanFlow, and their DiT FID is best there",
+    "tangent": "MeanFlow's codes: torch.func.jvp / jax.jvp; fd is TiM's dde (WZDTHU/TiM@b431859 "
+    "tim/schedulers/transition.py 108-129), set by the tim objective",
+    "tangent_eps": "WZDTHU/TiM@b431859 configs/c2i/tim_xl_p2_256.yaml differential_epsilon 0.005",
+    "tim_weight": "WZDTHU/TiM@b431859 configs/c2i/*.yaml weight_time_type sqrt (transition.py 150-161)",
+    "tim_time_map": "WZDTHU/TiM@b431859 configs/c2i/*.yaml weight_time_tangent True (transition.py 142-143)",
+    "tim_dir": "WZDTHU/TiM@b431859 projects/train/trainer_c2i.py 364 use_dir_loss=True (transition.py 206-209)",
+    "dmf_pairs": "kyungmnlee/dmf@a6db0f6 loss.py 30-35: the loss of (N,) errors and (N, 1, 1, 1) log-variances "
+    "broadcasts over every pair; 'row' is the per-row form",
+    "imf_velocity_rows": "Lyy-iiis/imeanflow@bf60cd7 imf.py 389-390: its velocity head's loss on every row",
+    "ratio_r0": "ours: 0, no rows with t_next = 0 beyond those sampled (the tim objective sets TiM's 0.1)",
+    "interval_weight": "ours: off (constant 0), as the released codes; meanflow_interval sets arXiv 2511.19065's",
     "model": "the protocol's SmallDiT (hidden 512, depth 8, patch 2); smoke: 'tiny' (ours, for CPU runs)",
     "time_scale": f"{JAX_MF} models_dit.py timestep_embedding `t * freqs` and {AF} dit.py: unscaled",
     "dataset": "the protocol: CIFAR-10; smoke: synthetic images (ours, offline)",

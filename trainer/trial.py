@@ -22,7 +22,8 @@ from trainer.config import PROTOCOL_VERSION, TrainConfig, from_flat
 from trainer.data import DeviceImages, load_images
 from trainer.fid import FidScorer
 from trainer.model import MODEL_SIZES, SmallDiT
-from trainer.objectives import TARGETS, make_traj_params, sample_times
+from trainer.objectives import TARGETS, make_schedule, make_traj_params, sample_times
+from trainer.objectives.targets import attach_head
 from trainer.objectives.schedules import progress_of
 from trainer.runtime import (
     atomic_torch_save,
@@ -53,10 +54,10 @@ def build_model(cfg: TrainConfig, device) -> tuple[SmallDiT, SmallDiT]:
     """The online network and its EMA copy (fused attention: sampling).
 
     The online network takes math attention where its target takes a JVP (fused kernels have no forward-mode
-    derivative), the fused kernel elsewhere.
+    derivative), the fused kernel elsewhere (a finite-difference tangent included).
     """
     size = dataclasses.replace(MODEL_SIZES[cfg.model], time_scale=cfg.time_scale)
-    net = SmallDiT(size).to(device).set_attention("math" if TARGETS[cfg.target].jvp != "no" else "fused")
+    net = attach_head(SmallDiT(size).to(device), cfg.target).set_attention("math" if cfg.takes_jvp else "fused")
     ema = copy.deepcopy(net).requires_grad_(False).eval().set_attention("fused")
     return net, ema
 
@@ -100,6 +101,10 @@ class Trial:
         # device tensor (no host->device copy per step, which would sync).
         self.schedule = [traj(cfg.batch_size, k, cfg.steps, self.device) for k in range(cfg.steps)]
         self.alphas = torch.tensor([a for _, a in self.schedule], device=self.device)
+        strength = make_schedule(cfg.interval_weight, "interval_weight")  # the interval weight's s, step by step
+        self.strengths = torch.tensor(
+            [strength(progress_of(k, cfg.steps)) for k in range(cfg.steps)], device=self.device
+        )
         # Per-step rows of TRACKED, kept on the device: the weighted loss (finiteness
         # checks), the unweighted MSE (the adaptive loss e / (e + eps) sits near 1 and
         # hides progress) and the MSE of rows with t_next = t (a fixed target: v).
@@ -123,7 +128,7 @@ class Trial:
         alpha_k = self.alphas[k]
         if cfg.alpha_rows == "uniform":  # each row its own split fraction alpha * U(0, 1) (SplitMeanFlow's lambda)
             alpha_k = alpha_k * torch.rand(cfg.batch_size, generator=self.gen, device=self.device)
-        loss, err = self.loss_fn(x0, x1, t, t_next, alpha_k, continuous=alpha == 0.0)
+        loss, err = self.loss_fn(x0, x1, t, t_next, alpha_k, continuous=alpha == 0.0, strength=self.strengths[k])
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:

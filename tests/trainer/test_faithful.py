@@ -147,7 +147,7 @@ def _cpu_inputs(n=8):
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_bf16_autocast_runs_every_target_eager_and_compiled_on_cpu(name):
     """A dtype error in the bf16 path must surface in CI, not on a user's GPU."""
-    net = randomized_dit(torch.float32, patch=8).train()
+    net = randomized_dit(torch.float32, patch=8, target=name).train()
     teacher = randomized_dit(torch.float32, patch=8, seed=1) if TARGETS[name].teacher else None
     alpha = 0.5 if TARGETS[name].uses_alpha else 0.0
     inputs = (*_cpu_inputs(), torch.tensor(alpha))

@@ -52,7 +52,7 @@ def test_alphaflow_with_zero_dt_is_meanflow():
 
 @pytest.mark.parametrize("name", list(TARGETS))
 def test_flow_matching_rows_get_v_for_every_target(name):
-    net = randomized_dit()
+    net = randomized_dit(target=name)
     x_t, t, t_next, v = batch(n=4, fm_rows=2)
     dt = 0.5 * (t - t_next)
     got = call(name, net, x_t, t, t_next, dt, v)
@@ -63,7 +63,7 @@ def test_flow_matching_rows_get_v_for_every_target(name):
 @pytest.mark.parametrize("name", [n for n, rec in TARGETS.items() if rec.fused is not None])
 @pytest.mark.parametrize("alpha", [0.0, 0.3])
 def test_fused_form_agrees_with_plain_target(name, alpha):
-    net = randomized_dit()
+    net = randomized_dit(target=name)
     x_t, t, t_next, v = batch(n=4, fm_rows=1)
     dt = alpha * (t - t_next)
     out = fused_target(name)(net, x_t, t, t_next, dt, v, continuous=alpha == 0.0, rows=RowLoss("sum", 1.0, 1e-3))

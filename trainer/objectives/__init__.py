@@ -23,9 +23,10 @@ The research protocol's two extension points live here:
 from trainer.objectives.loss import DISCRETE_WEIGHTS, LOSS_REDUCTIONS, RowLoss, adaptive_weight, discrete_row_weight
 from trainer.objectives.schedules import SCHEDULES, ScheduleSpec, make_schedule, make_traj_params
 from trainer.objectives.targets import TARGETS, Target, fused_target, target
-from trainer.objectives import variants, recent  # noqa: F401  (register the variant and recent targets)
+from trainer.objectives import variants, recent, flowmaps  # noqa: F401  (register the later targets)
 from trainer.objectives.time_sampling import FM_TIMES, TIME_SAMPLERS, TimeSpec, sample_times
 from trainer.objectives.named import OBJECTIVES, Objective
+from trainer.objectives import named_flowmaps  # noqa: F401,E402  (register the later named objectives)
 
 __all__ = [
     "OBJECTIVES",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from trainer.objectives.tangent import JVP
 from trainer.objectives.time_sampling import SOFLOW_GAP  # also l <= t - 1e-4 (SoFlow train.py 266)
 from trainer.objectives.targets import (
     _bcast,
@@ -42,17 +43,20 @@ SOFLOW = "zlab-princeton/SoFlow@3b60d60 models.py"
 
 
 # ------------------------------------------------------------------ iMF
-def _imf_parts(net, x_t, t, t_next, velocity):
+def _imf_parts(net, x_t, t, t_next, velocity, ddt=JVP):
     own = net(x_t, t, t)  # the velocity head's stand-in: the network's own u(x_t, t, t)
-    u, dudt = u_and_dudt(net, x_t, t, t_next, own.detach())
+    u, dudt = u_and_dudt(net, x_t, t, t_next, own.detach(), ddt)
     return own, u, continuous_target(dudt, t, t_next, velocity)
 
 
-def _imf_fused(net, x_t, t, t_next, dt, velocity, *, rows, **_):
-    own, u, tgt = _imf_parts(net, x_t, t, t_next, velocity)
+def _imf_fused(net, x_t, t, t_next, dt, velocity, *, rows, ddt=JVP, imf_velocity_rows="all", **_):
+    own, u, tgt = _imf_parts(net, x_t, t, t_next, velocity, ddt)
     tgt = tgt.detach()
     # imf.py 385-393: the u-loss and the velocity head's loss, each adaptively weighted, summed per row
-    return u, tgt, rows.weighted(u, tgt) + rows.weighted(own, velocity)
+    velocity_loss = rows.weighted(own, velocity)
+    if imf_velocity_rows == "interval":  # rows r = t already regress u(x_t, t, t) onto v once, by the u-loss
+        velocity_loss = torch.where(t > t_next, velocity_loss, torch.zeros_like(velocity_loss))
+    return u, tgt, rows.weighted(u, tgt) + velocity_loss
 
 
 @target(
@@ -60,6 +64,7 @@ def _imf_fused(net, x_t, t, t_next, dt, velocity, *, rows, **_):
     uses_alpha=False,
     fused=_imf_fused,
     jvp="always",
+    knobs={"imf_velocity_rows": ("all", "interval")},
     source=f"improved MeanFlow (Geng et al. 2025); {IMF} iMeanFlow.forward 331-401",
 )
 @torch.no_grad()
@@ -71,7 +76,9 @@ def imf_target(net, x_t, t, t_next, dt, velocity, device):
     u - [v - (t - r) sg(du/dt)], so this is the u-target with the same value and
     gradient. 389-390: the velocity head regresses v too (weight 1). The
     protocol's network has no velocity head: u(x_t, t, t) stands in for it
-    (tangent and auxiliary loss). Unconditional: iMF's guided target is v.
+    (tangent and auxiliary loss), so on rows r = t the one output meets v
+    twice (twice the release's weight per head); ``imf_velocity_rows=interval``
+    keeps the velocity loss off those rows. Unconditional: iMF's guided target is v.
     """
     return _imf_parts(net, x_t, t, t_next, velocity)[2]
 
@@ -85,8 +92,8 @@ def _vr_tangent(net, x_t, t, velocity, tangent_beta: float):
     return (1.0 - tangent_beta) * velocity + tangent_beta * own
 
 
-def _vr_fused(net, x_t, t, t_next, dt, velocity, *, tangent_beta: float = 0.0, **_):
-    u, dudt = u_and_dudt(net, x_t, t, t_next, _vr_tangent(net, x_t, t, velocity, tangent_beta))
+def _vr_fused(net, x_t, t, t_next, dt, velocity, *, tangent_beta: float = 0.0, ddt=JVP, **_):
+    u, dudt = u_and_dudt(net, x_t, t, t_next, _vr_tangent(net, x_t, t, velocity, tangent_beta), ddt)
     return u, continuous_target(dudt, t, t_next, velocity).detach()
 
 
@@ -162,17 +169,17 @@ def soflow_target(net, x_t, t, t_next, dt, velocity, device):
 
 
 # ------------------------------------------------------------------ LSD
-def _lsd_parts(net, x_t, t, t_next, velocity):
+def _lsd_parts(net, x_t, t, t_next, velocity, ddt=JVP):
     """u, d/dr u (with their graphs) and the sg teacher velocity at the jump's end (v on zero-span rows)."""
     zero, one = torch.zeros_like(t), torch.ones_like(t_next)
-    u, dudr = torch.func.jvp(net, (x_t, t, t_next), (torch.zeros_like(x_t), zero, one))
+    u, dudr = ddt(net, (x_t, t, t_next), (torch.zeros_like(x_t), zero, one), grad=True)
     with torch.no_grad():
         end = net(x_t - _bcast(t - t_next) * u, t_next, t_next)  # b_r(X), the online weights' velocity
     return u, dudr, flow_matching_rows(t, t_next, velocity, end)
 
 
-def _lsd_fused(net, x_t, t, t_next, dt, velocity, *, rows, **_):
-    u, dudr, end = _lsd_parts(net, x_t, t, t_next, velocity)
+def _lsd_fused(net, x_t, t, t_next, dt, velocity, *, rows, ddt=JVP, **_):
+    u, dudr, end = _lsd_parts(net, x_t, t, t_next, velocity, ddt)
     span = _bcast(t - t_next)
     # the Lagrangian residual d/dr X_{t->r} - b_r(X): the gradient flows through u and d/dr u
     return u, (end + span * dudr).detach(), rows.weighted(u - span * dudr, end)
@@ -203,11 +210,11 @@ def lsd_target(net, x_t, t, t_next, dt, velocity, device):
 
 
 # -------------------------------------------------------- Modular MeanFlow
-def _modular_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, rows, **_):
+def _modular_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, rows, ddt=JVP, **_):
     if continuous:  # lambda = 0: MeanFlow's stop-gradient exactly
-        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous=True)
+        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous=True, ddt=ddt)
     lam = dt / safe_span(t, t_next)  # alpha, row by row
-    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
+    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity, ddt, grad=True)
     tgt = continuous_target(dudt, t, t_next, velocity).detach()
     # SG_lambda[du/dt] = lambda du/dt + (1 - lambda) sg(du/dt): the value of u, a share lambda of the gradient
     modulated = u + _bcast(lam * (t - t_next)) * (dudt - dudt.detach())

@@ -117,6 +117,12 @@ def warmup(progress: float, start: float = 0.0, end: float = 1.0, until: float =
     return start + (end - start) * min(1.0, progress / until)
 
 
+@schedule("power", ranges={"start": VALUE, "end": VALUE, "k": (0.25, 4.0, "log")})
+def power(progress: float, start: float = 1.0, end: float = 0.0, k: float = 1.0) -> float:
+    """f(p) = end + (start - end) (1 - p^k): s = 1 - (i / T)^k of arXiv 2511.19065's interval weight (k = 1)."""
+    return end + (start - end) * (1.0 - progress**k)
+
+
 # ``final`` is not named ``end``: it is searched on a log scale, and one parameter name has one scale in a study.
 @schedule("exponential", ranges={"start": VALUE, "final": (1e-4, 1.0, "log")}, positive=True)
 def exponential(progress: float, start: float = 1.0, final: float = 0.01) -> float:
@@ -152,6 +158,8 @@ def make_schedule(spec: ScheduleSpec, what: str = "schedule") -> Callable[[float
         raise ValueError(
             f"{what} schedule {spec.name!r} has no parameter {unknown[0]!r}; it accepts: {', '.join(accepted)}"
         )
+    if spec.name == "power" and not spec.params.get("k", 1.0) > 0:
+        raise ValueError(f"{what} power k={spec.params['k']} must be > 0")
     if spec.name == "warmup" and not spec.params.get("until", 0.5) > 0:
         raise ValueError(f"{what} warmup until={spec.params['until']} must be > 0 (a share of the run)")
     if spec.name == "sigmoid":

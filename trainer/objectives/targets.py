@@ -11,11 +11,13 @@ config by the trainer.
 The training step wants more: the prediction u = net(x_t, t, t_next) *with*
 gradient and the target from the same pass (one forward-mode JVP yields both).
 A record's ``fused`` form is ``fused(net, x_t, t, t_next, dt, velocity, *,
-continuous, teacher, clamp, rows, **knobs) -> (u, target)``: ``continuous`` is
+continuous, teacher, clamp, rows, ddt, **knobs) -> (u, target)``: ``continuous`` is
 a host bool (alpha == 0) so a compiled step never branches on device data,
 ``teacher`` is the network a teacher target computes with (an EMA of ``net``;
 ``None`` otherwise), ``rows`` the trial's row error and adaptive weight
-(``trainer.objectives.loss.RowLoss``) and ``knobs`` the target's own settings.
+(``trainer.objectives.loss.RowLoss``), ``ddt`` how it takes du/dt (a
+``tangent.Tangent``: the JVP or a finite difference) and ``knobs`` the
+target's own settings.
 A target whose loss is more than the weighted error of (u, target) (a second
 loss on the same rows, or a gradient through its target) returns a third
 element, each row's loss (N,), which the training loss then averages as it is;
@@ -40,6 +42,7 @@ from typing import Callable
 
 import torch
 
+from trainer.objectives.tangent import JVP, Tangent
 from trainer.registry import Registry
 
 TARGETS = Registry("target")
@@ -56,12 +59,31 @@ class Target:
     clamps: bool = False  # clips its computed target (and states) to [-target_clamp, target_clamp]
     source: str = ""  # the paper or released code it follows
     discrete: bool = False  # alpha is a discrete step: rows with dt > 0 take ``discrete_weight``
-    knobs: dict = field(default_factory=dict)  # config key -> (lo, hi) search range: its own settings
+    knobs: dict = field(default_factory=dict)  # config key -> (lo, hi) search range, or a tuple of names: its own
     jvp: str = "no"  # when it takes a JVP: "no", "always", "alpha = 0" (and "with gradient" through it)
+    head: Callable | None = None  # builds a module the loss trains with the network (``net.head``), e.g. DMF's weight
 
     @property
     def description(self) -> str:
         return (self.fn.__doc__ or "").strip().splitlines()[0]
+
+
+def is_choice(knob) -> bool:
+    """A knob's search spec is a tuple of names (a choice), not a (lo, hi) range."""
+    return all(isinstance(v, str) for v in knob)
+
+
+def knob_middle(knob):
+    """A knob's middle value: the middle of its range, or its first name (the release's choice)."""
+    return knob[0] if is_choice(knob) else 0.5 * (knob[0] + knob[1])
+
+
+def attach_head(net, name: str):
+    """Gives ``net`` the module target ``name`` trains with it (``net.head``), if it has one; returns ``net``."""
+    factory = TARGETS[name].head
+    if factory is not None:
+        net.head = factory().to(next(net.parameters()))
+    return net
 
 
 def target(name: str, *, uses_alpha: bool, discrete=None, **facts):
@@ -88,9 +110,9 @@ def clip(x: torch.Tensor, c: float) -> torch.Tensor:
     return x.clamp(-c, c) if c > 0 else x
 
 
-def u_and_dudt(net, x_t, t, t_next, velocity):
-    """u(x_t, t, t_next) and its total derivative d/dt along (v, 1, 0), in one forward-mode pass."""
-    return torch.func.jvp(net, (x_t, t, t_next), (velocity, torch.ones_like(t), torch.zeros_like(t_next)))
+def u_and_dudt(net, x_t, t, t_next, velocity, ddt: Tangent = JVP, grad: bool = False):
+    """u(x_t, t, t_next) and its total derivative d/dt along (velocity, 1, 0), by ``ddt`` (see ``tangent.py``)."""
+    return ddt(net, (x_t, t, t_next), (velocity, torch.ones_like(t), torch.zeros_like(t_next)), grad=grad)
 
 
 def continuous_target(u_dudt, t, t_next, velocity):
@@ -125,18 +147,18 @@ def _pureflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teac
     return net(x_t, t, t_next), velocity
 
 
-def _meanflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
+def _meanflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, ddt=JVP, **_):
     # The primal output of the JVP keeps its graph to the parameters: it is the
     # prediction the loss differentiates; the tangent only feeds the target.
-    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity)
+    u, dudt = u_and_dudt(net, x_t, t, t_next, velocity, ddt)
     return u, continuous_target(dudt, t, t_next, velocity).detach()
 
 
-def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
+def _alphaflow_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, clamp=0.0, ddt=JVP, **_):
     # alpha is one number per step, so every non-flow-matching row of a batch
     # is either continuous (alpha == 0) or discrete (alpha > 0).
     if continuous:
-        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous=True)
+        return _meanflow_fused(net, x_t, t, t_next, dt, velocity, continuous=True, ddt=ddt)
     u = net(x_t, t, t_next)
     with torch.no_grad():
         tgt = discrete_target(net, x_t, t, t_next, dt, velocity, clamp)

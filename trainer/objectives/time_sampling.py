@@ -15,10 +15,16 @@ Samplers (``TIME_SAMPLERS``, records of a ``single`` draw and a ``pair`` draw):
 - ``soflow``: SoFlow's released sampler (train.py 259-264): t from
   (mean, std), clamped to >= 1e-4, and t_next = min(a draw from (mean_r,
   std_r), t - 1e-4): not sorted, so t_next's distribution is its own.
+- ``tvm``: TVM's released sampler (``training/loss.py`` 39-64): the interval
+  t - t_next from (mean_r, std_r), t_next from (mean, std) truncated so that
+  t = t_next + interval <= 1 (by the inverse CDF); flow rows one draw.
 - ``dyadic``: Shortcut models' grid (released ``targets_shortcut.py``): the
   rows are split evenly over step sizes d = 2^-k, k = 0 .. L-1 (rows left
   over get d = 1), t uniform on that step's grid {d, 2d, .., 1} and
   t_next = t - d. A single draw is uniform on the finest grid {2^-L, .., 1}.
+
+``ratio_r0`` of the rows, the batch's last, get t_next = 0 (TiM's
+``consistency_ratio``, ``transition.py`` 56-58): the one-step jump from t.
 
 Flow-matching rows (``fm_time``): ``single`` draws their t once (AlphaFlow's
 ``t_fm = t_next_fm = sample_timestep(...)``); ``max`` takes the larger of a
@@ -50,6 +56,7 @@ class TimeSpec:
     std_r: float | None = None  # the second draw's scale (None: std)
     fm_time: str = "single"
     dyadic_levels: int = 7
+    ratio_r0: float = 0.0  # share of rows with t_next = 0, the batch's last (TiM's consistency_ratio)
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,18 @@ TIME_SAMPLERS.register("logit_normal")(
 )
 TIME_SAMPLERS.register("uniform")(TimeSampler(lambda n, g, d, s: _uniform(n, g, d), _sorted_pair(_uniform)))
 TIME_SAMPLERS.register("dyadic")(TimeSampler(_dyadic_single, _dyadic_pair))
+
+
+def _tvm_pair(n, g, device, spec: TimeSpec):
+    # TVM training/loss.py 42-58: the gap from (mean_r, std_r); r from (mean, std) truncated to r <= 1 - gap
+    gap = _logit_normal(n, g, device, _or(spec.mean_r, spec.mean), _or(spec.std_r, spec.std))
+    normal = torch.distributions.Normal(torch.tensor(spec.mean, device=device), torch.tensor(spec.std, device=device))
+    top = normal.cdf(torch.logit(1 - gap))  # (n,) the truncation's share of the normal
+    r = torch.sigmoid(normal.icdf(torch.rand(n, generator=g, device=device) * top))
+    return (r + gap).clamp(max=1.0), r
+
+
+TIME_SAMPLERS.register("tvm")(TimeSampler(lambda n, g, d, s: _logit_normal(n, g, d, s.mean, s.std), _tvm_pair))
 TIME_SAMPLERS.register("soflow")(TimeSampler(lambda n, g, d, s: _logit_normal(n, g, d, s.mean, s.std), _soflow_pair))
 
 
@@ -131,4 +150,17 @@ def sample_times(
         t, t_next = sampler.pair(n - n_fm, generator, device, spec)
     if interval_scale != 1.0:
         t_next = t - interval_scale * (t - t_next)
+    n_r0 = min(int(round(spec.ratio_r0 * n)), n - n_fm)  # TiM transition.py 56-58: the last rows get r = 0
+    if n_r0:
+        t_next = torch.cat([t_next[: n - n_fm - n_r0], torch.zeros_like(t_next[:n_r0])])
     return torch.cat([t_fm, t]), torch.cat([t_fm, t_next])
+
+
+def interval_lambda(spec: TimeSpec, draws: int = 1 << 16) -> float:
+    """lambda = 1 / E[1 - (t - t_next)] over the rows with t_next < t of ``spec``'s sampler (2^16 draws, own seed).
+
+    The interval weight's normaliser (arXiv 2511.19065): at full strength its mean over those rows is 1.
+    """
+    t, t_next = sample_times(draws, 0.0, torch.Generator().manual_seed(0), "cpu", spec)
+    keep = t > t_next
+    return float(1.0 / (1.0 - (t - t_next)[keep].double()).mean()) if bool(keep.any()) else 1.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from trainer.objectives.tangent import JVP
 from trainer.objectives.targets import (
     _alphaflow_fused,
     _bcast,
@@ -78,12 +79,12 @@ def shortcut_target(net, x_t, t, t_next, dt, velocity, device, clamp: float = 0.
     return flow_matching_rows(t, t_next, velocity, clip(0.5 * (first + second), clamp))
 
 
-def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, **_):
+def _ema_teacher_fused(net, x_t, t, t_next, dt, velocity, *, continuous: bool, teacher=None, clamp=0.0, ddt=JVP, **_):
     if teacher is None:  # the online network: exactly alphaflow
-        return _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp)
+        return _alphaflow_fused(net, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp, ddt=ddt)
     u = net(x_t, t, t_next)
     with torch.no_grad():
-        _, tgt = _alphaflow_fused(teacher, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp)
+        _, tgt = _alphaflow_fused(teacher, x_t, t, t_next, dt, velocity, continuous=continuous, clamp=clamp, ddt=ddt)
     return u, tgt.detach()
 
 
