@@ -222,3 +222,114 @@ def shortcut_bootstrap_target(call_model_fn, x_t, t, dt_base):
     v_b2 = call_model_fn(x_t2, t2, dt_base_bootstrap)  # 46
     v_target = (v_b1 + v_b2) / 2  # 47
     return torch.clip(v_target, -4, 4)  # 71
+
+
+# --------------------------------------------------------------------------------------------- TVM
+# lumalabs/tvm @ 82e8e5d, training/wrapper.py and training/loss.py (PyTorch). Unconditional: label_dim 0, cfg 1,
+# so beta_scale = w_scale = 1 and do_scale_param's out_scale is 1 (wrapper.py 108-113, 171-174).
+def tvm_loss(model, teacher, images, noise, t, s, s_prime):
+    """TVMLoss.__call__ (67-98) and TVMWrapper.forward (118-190) for times already drawn (sample_ts, 39-64).
+
+    ``model(x, t, s)`` is the network F (wrapper.py 71-77, gap t - s formed inside). Returns the per-sample loss.
+    """
+    t4, s4, sp4 = t.view(-1, 1, 1, 1), s.view(-1, 1, 1, 1), s_prime.view(-1, 1, 1, 1)
+    yt = (1 - t4) * images + t4 * noise  # loss.py 80
+    ys_prime = (1 - sp4) * images + sp4 * noise  # 81
+    v_target = noise - images  # 96
+    # get_dfds (83-114): jvp in (x, t, s) along (0, 0, 1); detach_jvp False (27) keeps the tangent's graph
+    F_ts, F_ts_grad = torch.func.jvp(model, (yt, t, s), (torch.zeros_like(yt), torch.zeros_like(s), torch.ones_like(s)))
+    f_st = yt + (s4 - t4) * F_ts  # 112
+    df_ds = F_ts + (s4 - t4) * F_ts_grad  # 113
+    with torch.no_grad():  # 153-160: the teacher on [f_ts; ys'] at [s; s'], gap 0
+        F_ss_from_fts, F_ss_uncond = teacher(
+            torch.cat([f_st, ys_prime]), torch.cat([s, s_prime]), torch.cat([s, s_prime])
+        ).chunk(2, dim=0)
+    F_ss = model(ys_prime, s_prime, s_prime)  # 162-168
+    terminal_loss = ((df_ds - F_ss_from_fts) ** 2).flatten(1).mean(-1)  # 177 (beta_scale 1)
+    v_target = 1 * v_target + (1 - 1) * F_ss_uncond  # 179
+    fm_loss = ((F_ss - v_target) ** 2).flatten(1).mean(-1)  # 180
+    close = torch.isclose(s, t)  # 182-183
+    terminal_loss = torch.where(close, 0 * terminal_loss, terminal_loss)
+    return terminal_loss + fm_loss  # 186
+
+
+def tvm_sample_ts(n, g, s_P_mean=-0.4, s_P_std=1.0, gap_P_mean=-0.8, gap_P_std=1.0):
+    """loss.py sample_ts (39-64), in float64 with a generator."""
+    log_len = torch.randn(n, generator=g, dtype=torch.float64) * gap_P_std + gap_P_mean  # 42
+    len_ = log_len.sigmoid()  # 43
+    maxs = 1 - len_  # 44
+    max_logns = torch.log(maxs / (1 - maxs))  # 45
+    dist = torch.distributions.Normal(torch.full_like(len_, s_P_mean), torch.full_like(len_, s_P_std))  # 47-50
+    cdf = torch.rand(n, generator=g, dtype=torch.float64) * (dist.cdf(max_logns) - 0.0) + 0.0  # 52-54
+    s = dist.icdf(cdf).sigmoid()  # 55-56
+    t = (s + len_).clamp(max=1)  # 58
+    s_prime = (torch.randn(n, generator=g, dtype=torch.float64) * s_P_std + s_P_mean).sigmoid()  # 61-62
+    return t, s, s_prime
+
+
+# --------------------------------------------------------------------------------------------- TiM
+# WZDTHU/TiM @ b431859, tim/schedulers/transition.py and transports.py (OT_FM: alpha_t = 1 - t, sigma_t = t,
+# c_noise(t) = t). Unconditional, enhance_target off (transports.py 27); REPA's proj_loss is a separate term.
+def tim_loss(model, x, z, t, r, n_diffusion, derivative="dde", epsilon=0.005, use_dir_loss=True):
+    """TransitionSchedule.__call__ (171-213) for times already drawn (sample_t_and_r, 46-59); the weighted loss.
+
+    Weighting as every config: weight_time_type 'sqrt', weight_time_tangent True, weight_t_and_r True.
+    """
+    t4, r4 = t.view(-1, 1, 1, 1), r.view(-1, 1, 1, 1)
+    x_t = (1 - t4) * x + t4 * z  # prepare_input 67-68
+    v_t = -1 * x + 1 * z  # 69
+    F_pred = model(x_t, t, r)  # 190
+    dF = torch.zeros_like(x)  # dde_derivative 112 / jvp_derivative
+    with torch.no_grad():
+        xs, zs, ts, rs = x[n_diffusion:], z[n_diffusion:], t[n_diffusion:], r[n_diffusion:]  # 114
+        if derivative == "dde":
+
+            def xfunc(tt):  # 121-124
+                tt4 = tt.view(-1, 1, 1, 1)
+                return model((1 - tt4) * xs + tt4 * zs, tt, rs)
+
+            fc1_dt = 1 / (2 * epsilon)  # 126
+            dF[n_diffusion:] = xfunc(ts + epsilon) * fc1_dt - xfunc(ts - epsilon) * fc1_dt  # 127-128
+        else:  # jvp_derivative 82-106: along (v_t, 1, 0)
+            v_s = v_t[n_diffusion:]
+            dF[n_diffusion:] = torch.func.jvp(
+                model, (x_t[n_diffusion:], ts, rs), (v_s, torch.ones_like(ts), torch.zeros_like(rs))
+            )[1]
+    F_target = v_t - (t4 - r4) * dF  # 202 -> transports.py 69
+    denoising_loss = ((F_pred - F_target) ** 2).flatten(1).mean(1)  # 203 (mean_flat)
+    if use_dir_loss:  # 206-209
+        cos = torch.nn.functional.cosine_similarity(F_pred, F_target, dim=1)
+        denoising_loss = denoising_loss + (1 - cos).flatten(1).mean(1)
+    tw, rw = torch.tan(t), torch.tan(r)  # time_weighting 142-143
+    weight = 1 / ((tw - rw) + 1.0).sqrt()  # 146-147, 154-155 (sigma_d 1.0)
+    weight[:n_diffusion] = 1.0  # 162
+    weight = weight * (1 / (denoising_loss.detach() + 10e-6))  # 211, adaptive_weighting 166-168
+    return (weight * denoising_loss).mean(), F_target  # 212-213
+
+
+# --------------------------------------------------------------------------------------------- DMF
+# kyungmnlee/dmf @ a6db0f6, loss.py (PyTorch). Unconditional: g_type 'default', so the guided target is v_t
+# (57-59), and no class dropout.
+def dmf_loss(model, x, eps_fm, eps_mf, t_fm, t_mf, r_mf):
+    """DMFLoss.__call__ (142-181) for times and noises already drawn; ``model(x, t, r)`` returns (out, logvar)."""
+
+    def interpolant(x, t, eps):  # 7-23, linear path
+        t4 = t.view(-1, 1, 1, 1)
+        return (1 - t4) * x + t4 * eps, eps - x
+
+    def log_lv_loss(x, y, lv, eps=0.01):  # 30-35
+        err = (x - y) ** 2
+        mean_loss = torch.mean(err, dim=list(range(1, len(x.shape))))
+        return torch.log((1 / lv.exp()) * mean_loss + eps) + lv
+
+    x_t_fm, v_t_fm = interpolant(x, t_fm, eps_fm)  # 152
+    v_fm, lv_fm = model(x_t_fm, t_fm, t_fm)  # 153
+    fm_lp_loss = log_lv_loss(v_fm, v_t_fm.detach(), lv_fm)  # 154-157
+    x_t_mf, v_t_mf = interpolant(x, t_mf, eps_mf)  # 160
+    primals = (x_t_mf, t_mf, r_mf)  # 168
+    tangents = (v_t_mf.detach(), torch.ones_like(t_mf), torch.zeros_like(r_mf))  # 169
+    (u, lv_mf), (du_dt, _) = torch.func.jvp(model, primals, tangents)  # 170
+    u_tgt = (v_t_mf + (r_mf - t_mf).view(-1, 1, 1, 1) * du_dt).detach()  # 171-172
+    mf_lp_loss = log_lv_loss(u, u_tgt, lv_mf)  # 173
+    loss = 0.5 * (fm_lp_loss + mf_lp_loss)  # 174: (B,) against (B, 1, 1, 1) broadcasts to (B, 1, 1, B)
+    return loss.mean(), u_tgt  # train_dmf.py 327

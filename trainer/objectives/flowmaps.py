@@ -104,7 +104,8 @@ def _tim_fused(
     tgt = continuous_target(dudt, t, t_next, velocity).detach()  # transition.py 202 (transports.py 69)
     err = rows.error(u, tgt)  # 203: the mean over pixels of (F - F_target)^2
     if tim_dir:  # 206-209: + the mean over pixels of 1 - cos(F, F_target) over channels
-        cos = torch.nn.functional.cosine_similarity(u.float(), tgt.float(), dim=1)
+        acc = torch.promote_types(u.dtype, torch.float32)  # fp32 at least, as the row error
+        cos = torch.nn.functional.cosine_similarity(u.to(acc), tgt.to(acc), dim=1)
         err = err + tim_dir * (1 - cos).flatten(1).mean(1)
     # 211-213: time weight times 1 / (sg(loss) + eps), eps 1e-5 (the objective's adaptive_eps)
     return u, tgt, tim_time_weight(t, t_next, tim_weight, tim_time_map) * rows.weight(err) * err
@@ -173,7 +174,7 @@ def dmf_row_loss(err, lv, fm_rows, eps: float, pairs: str):
 def _dmf_fused(net, x_t, t, t_next, dt, velocity, *, rows, ddt=JVP, dmf_pairs="batch", **_):
     u, dudt = u_and_dudt(net, x_t, t, t_next, velocity, ddt)  # 168-170: tangent (v, 1, 0), r held
     tgt = continuous_target(dudt, t, t_next, velocity).detach()  # 171-172 (v on rows r = t: 153-157)
-    lv = net.head(t, t_next).float()
+    lv = net.head(t, t_next).to(torch.promote_types(u.dtype, torch.float32))  # fp32 at least
     # 174: 0.5 (flow + MeanFlow) per sample: here half the rows each (ratio_fm 0.5), so the same mean
     return u, tgt, dmf_row_loss(rows.error(u, tgt), lv, t == t_next, rows.eps, dmf_pairs)
 
