@@ -62,7 +62,7 @@ def resolved(flat: dict | str) -> dict:
     from trainer.config import from_flat
 
     flat = from_flat({"objective": flat} if isinstance(flat, str) else flat).to_flat()
-    for prefix in ("ratio_fm", "alpha"):
+    for prefix in ("ratio_fm", "alpha", "interval_weight"):
         for param, default in schedule_defaults(flat[f"{prefix}.schedule"]).items():
             flat.setdefault(f"{prefix}.{param}", default)
     for key in ("time_mean", "time_std"):

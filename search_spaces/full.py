@@ -5,13 +5,15 @@ t and, separately, for t_next (MeanFlow's ablation band around its ImageNet
 (-0.4, 1.0) widened to hold its CIFAR-10 (-2, 2)); flow-matching rows' time
 single or max; the time embedding's scale 1 (the released DiTs) or 1000
 (DiT's); the interval curriculum starts at 5-100% of the interval lengths (1 is
-off); bf16 autocast on or off.
+off); the share of interval rows jumping to 0 (TiM's) in [0, 0.5]; bf16 autocast on or off; for targets
+that take a JVP, the tangent (jvp or fd, TiM's central difference).
 """
 
 from search_spaces.base import Choice, Float, Param, Sched, register_by_target
 from search_spaces.target_variants import LOSS, NO_ALPHA, knob_parts
 from trainer.config import ALPHA_ROWS
 from trainer.objectives import DISCRETE_WEIGHTS, FM_TIMES, TARGETS
+from trainer.objectives.tangent import TANGENTS
 
 TIME = [
     Param("time_mean", Float(-2.0, 0.5)),
@@ -20,6 +22,7 @@ TIME = [
     Param("time_std_r", Float(0.6, 2.0)),
     Param("fm_time", Choice(FM_TIMES)),
     Param("interval_start", Float(0.05, 1.0)),
+    Param("ratio_r0", Float(0.0, 0.5)),
     Param("time_scale", Choice((1.0, 1000.0))),
     Param("amp", Choice((False, True))),
 ]
@@ -36,6 +39,8 @@ def plan(target: str) -> list:
         parts.append(Param("teacher_decay", Float(0.9, 0.9999)))
     if rec.clamps:
         parts.append(Param("target_clamp", Choice((0.0, 2.0, 4.0, 8.0))))
+    if rec.jvp != "no":
+        parts.append(Param("tangent", Choice(TANGENTS)))
     return parts + knob_parts(target) + LOSS + TIME
 
 

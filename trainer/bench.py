@@ -39,7 +39,23 @@ SIZES = {  # model, batch, sampler batch, sampler images, fid images
 # (alpha schedules move), plus AlphaFlow's discrete branch on its own.
 STEP_CASES = {name: {"objective": name} for name in OBJECTIVES} | {
     "alphaflow_discrete": {"objective": "alphaflow", "alpha.schedule": "constant", "alpha.value": 0.5},
+    "alphaflow_continuous": {"objective": "alphaflow", "alpha.schedule": "constant", "alpha.value": 0.0},
     "vr_meanflow_beta_0.5": {"objective": "meanflow", "target": "vr_meanflow", "tangent_beta": 0.5},
+}
+
+
+def _other_tangent(case: dict) -> str:
+    from trainer.config import from_flat
+
+    return "jvp" if from_flat(case).tangent == "fd" else "fd"
+
+
+# every case that takes a derivative, with the other tangent (jvp <-> fd): its cost against the JVP form
+STEP_CASES |= {
+    f"{name}_{_other_tangent(case)}": {**case, "tangent": _other_tangent(case)}
+    for name, case in list(STEP_CASES.items())
+    if TARGETS[case.get("target", OBJECTIVES[case["objective"]].target)].jvp != "no"
+    and name not in ("alphaflow", "ema_teacher", "alphaflow_discrete")  # mid-run they take the discrete step
 }
 
 

@@ -123,7 +123,7 @@ class TrainConfig:
     tim_dir: float = 1.0  # tim: the weight of its directional (cosine) term (TiM's use_dir_loss: 1)
     dmf_pairs: str = "batch"  # dmf: the release's loss over every pair of a term's rows (batch), or per row
     imf_velocity_rows: str = "all"  # imf: the velocity loss on all rows (the release's head) or on t_next < t only
-    ratio_r0: float = 0.0  # share of rows with t_next = 0, the batch's last (TiM's consistency_ratio)
+    ratio_r0: float = 0.0  # share of the rows with t_next < t that get t_next = 0 (TiM's consistency rows)
     interval_weight: ScheduleSpec = OFF  # the interval weight's strength s over the run (0: off; loss.py)
     # --- model and data ---
     model: str = FROM_PRESET  # name from MODEL_SIZES
@@ -248,7 +248,7 @@ def from_flat(flat: dict) -> TrainConfig:
         objective = OBJECTIVES[flat.pop("objective")].flat()
         for prefix in SCHEDULED:  # a schedule family swapped by the caller drops the objective's params
             key = f"{prefix}.schedule"
-            if key in flat and flat[key] != objective[key]:
+            if key in flat and flat[key] != objective.get(key, "constant"):
                 objective = {k: v for k, v in objective.items() if not k.startswith(prefix + ".")}
         merged.update(objective)
     merged.update(flat)

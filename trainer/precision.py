@@ -2,7 +2,8 @@
 
 ``python -m trainer.bench --precision-check --device cuda --size seed`` prints one
 JSON line: the relative error of u and of the JVP term (t - r) du/dt under bf16
-autocast against fp32, of every registered target's departure from v (its
+autocast against fp32, of that term by the finite-difference tangent (``tangent=fd``,
+its default step) in fp32 and in bf16 against the fp32 JVP, of every registered target's departure from v (its
 signal: the part that is not the conditional velocity; alpha 0.5 for targets
 that read it, knobs mid-range), and how 1,000 sampled uint8 images differ. The released
 MeanFlow port runs both in fp32; ``amp`` stays off by default until this check,
@@ -22,6 +23,7 @@ import torch
 
 from trainer.model import MODEL_SIZES, SmallDiT
 from trainer.objectives import TARGETS, RowLoss, TimeSpec, fused_target, sample_times
+from trainer.objectives.tangent import FD_EPS, Tangent
 from trainer.objectives.targets import attach_head, knob_middle, u_and_dudt
 from trainer.sampler import sample_images
 
@@ -94,12 +96,20 @@ def precision_check(device, size: str, batch: int, images: int, checkpoint: str 
         imgs = sample_images(net, images, seed=0, steps=10, batch_size=min(images, 500), amp=amp)
         results[name] = (u.float(), term, imgs, time.perf_counter() - start)
     (u32, term32, img32, s32), (u16, term16, img16, s16) = results["fp32"], results["bf16"]
+    fd = {}
+    for name, amp in (("fp32", False), ("bf16", True)):  # the central difference (tangent=fd) against fp32's JVP
+        net.set_attention("fused")
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            _, dudt = u_and_dudt(net, x_t, t, r, v, Tangent("fd", FD_EPS))
+        fd[name] = round(_rel((t - r)[:, None, None, None] * dudt.float(), term32), 6)
     diff = (img16.int() - img32.int()).abs()
     out.update(
         rel_err_u=round(_rel(u16, u32), 6),
         rel_err_jvp_term=round(_rel(term16, term32), 6),
         rel_err_target=round(_rel(v - term16, v - term32), 6),
         rel_err_target_signal=target_errors(net, x_t, t, r, v),
+        rel_err_fd_jvp_term_fp32=fd["fp32"],
+        rel_err_fd_jvp_term_bf16=fd["bf16"],
         images=images,
         uint8_mean_abs_diff=round(float(diff.float().mean()), 4),
         uint8_max_abs_diff=int(diff.max()),

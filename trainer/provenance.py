@@ -46,7 +46,7 @@ FIELDS = {
     "dmf_pairs": "kyungmnlee/dmf@a6db0f6 loss.py 30-35: the loss of (N,) errors and (N, 1, 1, 1) log-variances "
     "broadcasts over every pair; 'row' is the per-row form",
     "imf_velocity_rows": "Lyy-iiis/imeanflow@bf60cd7 imf.py 389-390: its velocity head's loss on every row",
-    "ratio_r0": "ours: 0, no rows with t_next = 0 beyond those sampled (the tim objective sets TiM's 0.1)",
+    "ratio_r0": "ours: 0, no rows with t_next = 0 beyond those sampled (the tim objective sets TiM's)",
     "interval_weight": "ours: off (constant 0), as the released codes; meanflow_interval sets arXiv 2511.19065's",
     "model": "the protocol's SmallDiT (hidden 512, depth 8, patch 2); smoke: 'tiny' (ours, for CPU runs)",
     "time_scale": f"{JAX_MF} models_dit.py timestep_embedding `t * freqs` and {AF} dit.py: unscaled",

@@ -135,14 +135,9 @@ def validate(cfg) -> None:
         raise ValueError(f"tangent={cfg.tangent} has no effect on target {cfg.target!r}; it applies to: {takers}")
     make_traj_params(cfg.ratio_fm, cfg.alpha)  # checks names, parameters and the [0, 1] range
     strength = make_schedule(cfg.interval_weight, "interval_weight")
-    ratio = make_schedule(cfg.ratio_fm, "ratio_fm")
     for p in (i / 100 for i in range(101)):
         if not 0.0 <= strength(p) <= 1.0:
             raise ValueError(f"interval_weight reaches {strength(p):.4g} at progress {p:.2f}; it must stay in [0, 1]")
-        if ratio(p) + cfg.ratio_r0 > 1.0 + 1e-9:
-            raise ValueError(
-                f"ratio_r0={cfg.ratio_r0} and ratio_fm {ratio(p):.4g} at progress {p:.2f} add up to over 1"
-            )
     check_knobs(cfg)
 
 

@@ -56,9 +56,9 @@ _register(
         NO_ALPHA,
         None,
         "Transition Models as released: MeanFlow's target by a central difference, tan-sqrt time weight, "
-        "cosine term, 10% of rows r = 0",
+        "cosine term, a tenth of the rows r = 0",
         settings={
-            "ratio_r0": 0.1,
+            "ratio_r0": 0.2,
             "fm_time": "max",
             "tangent": "fd",
             "tangent_eps": 0.005,
@@ -68,7 +68,8 @@ _register(
         },
         sources={
             "ratio_fm": f"{TIM_YAML} diffusion_ratio 0.5 (transition.py 53-54: the first rows get r = t)",
-            "ratio_r0": f"{TIM_YAML} consistency_ratio 0.1 (transition.py 56-58: the last rows get r = 0)",
+            "ratio_r0": f"{TIM_YAML} consistency_ratio 0.1 of the batch (transition.py 56-58: the last rows get r = "
+            "0) = 0.2 of the half with r < t",
             "fm_time": f"{TIM_REPO} transition.py 47-54: t the larger of two draws, then r = t on those rows",
             "tangent": f"{TIM_YAML} derivative_type dde (transition.py 108-129)",
             "tangent_eps": f"{TIM_YAML} differential_epsilon 0.005",
@@ -129,6 +130,23 @@ _register(
             "interval_weight.start": "arXiv 2511.19065: s = 1 at the first step",
             "interval_weight.end": "arXiv 2511.19065: s = 0 at the last step (MeanFlow's loss)",
             "interval_weight.k": "arXiv 2511.19065: k = 1 in every run (its ablation: 0.5 and 2 worse)",
+        },
+    ),
+)
+_register(
+    "meanflow_fd",
+    Objective(
+        "meanflow",
+        ScheduleSpec("constant", {"value": 0.75}),
+        NO_ALPHA,
+        None,
+        "MeanFlow with du/dt by TiM's central difference in place of the JVP (the fused attention kernel)",
+        settings={"tangent": "fd", "tangent_eps": 0.005},
+        sources={
+            "ratio_fm": "as meanflow",
+            "tangent": f"{TIM_YAML} derivative_type dde (transition.py 108-129): a central difference of two "
+            "forwards without gradient",
+            "tangent_eps": f"{TIM_YAML} differential_epsilon 0.005",
         },
     ),
 )

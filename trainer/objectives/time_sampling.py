@@ -23,8 +23,9 @@ Samplers (``TIME_SAMPLERS``, records of a ``single`` draw and a ``pair`` draw):
   over get d = 1), t uniform on that step's grid {d, 2d, .., 1} and
   t_next = t - d. A single draw is uniform on the finest grid {2^-L, .., 1}.
 
-``ratio_r0`` of the rows, the batch's last, get t_next = 0 (TiM's
-``consistency_ratio``, ``transition.py`` 56-58): the one-step jump from t.
+``ratio_r0`` of the rows with t_next < t, the batch's last, get t_next = 0
+(TiM's ``consistency_ratio``, ``transition.py`` 56-58, is the same rows as
+a share of the whole batch): the one-step jump from t.
 
 Flow-matching rows (``fm_time``): ``single`` draws their t once (AlphaFlow's
 ``t_fm = t_next_fm = sample_timestep(...)``); ``max`` takes the larger of a
@@ -56,7 +57,7 @@ class TimeSpec:
     std_r: float | None = None  # the second draw's scale (None: std)
     fm_time: str = "single"
     dyadic_levels: int = 7
-    ratio_r0: float = 0.0  # share of rows with t_next = 0, the batch's last (TiM's consistency_ratio)
+    ratio_r0: float = 0.0  # share of the rows with t_next < t that get t_next = 0, the batch's last (TiM)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def sample_times(
         t, t_next = sampler.pair(n - n_fm, generator, device, spec)
     if interval_scale != 1.0:
         t_next = t - interval_scale * (t - t_next)
-    n_r0 = min(int(round(spec.ratio_r0 * n)), n - n_fm)  # TiM transition.py 56-58: the last rows get r = 0
+    n_r0 = int(round(spec.ratio_r0 * (n - n_fm)))  # TiM transition.py 56-58: the last rows get r = 0
     if n_r0:
         t_next = torch.cat([t_next[: n - n_fm - n_r0], torch.zeros_like(t_next[:n_r0])])
     return torch.cat([t_fm, t]), torch.cat([t_fm, t_next])
