@@ -97,3 +97,28 @@ def test_every_space_survives_the_searchers_checkpoint(name, tmp_path):
     define = pickle.loads(pickle.dumps(SPACES[name].define))
     fixed = [define(optuna.create_study().ask()) for _ in range(2)]
     assert all(isinstance(f, dict) for f in fixed)
+
+
+def test_the_new_knobs_are_searched_where_their_records_say():
+    """TiM's weighting (names) and ratios, DMF's warm-up fraction (its own 10/11 inside the range), the interval
+    weight's shape for every target, and the tangent in ``full`` for targets that take a derivative."""
+    from search_spaces import full, target_variants
+    from search_spaces.base import Choice, Param, Sched
+
+    tim = {p.key: p.spec for p in target_variants.plan("tim") if isinstance(p, Param)}
+    assert tim["tim_weight"] == Choice(("sqrt", "constant", "reciprocal", "square", "soft_min_snr"))
+    assert {"tim_time_map", "tim_dir", "ratio_r0", "ratio_fm.value"} <= set(tim)
+    dmf = {p.key: p.spec for p in target_variants.plan("dmf") if isinstance(p, Param)}
+    assert dmf["ratio_fm.at"].lo <= 10 / 11 <= dmf["ratio_fm.at"].hi
+    for target in TARGETS:
+        assert any(isinstance(p, Sched) and p.prefix == "interval_weight" for p in target_variants.plan(target))
+        tangent = [p for p in full.plan(target) if isinstance(p, Param) and p.key == "tangent"]
+        assert bool(tangent) == (TARGETS[target].jvp != "no"), target
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    schedules = set()
+    for _ in range(60):
+        trial = study.ask()
+        fixed = SPACES["target_variants"].define(trial)
+        schedules.add(from_flat({"preset": "smoke", **trial.params, **fixed}).interval_weight.name)
+        study.tell(trial, 1.0)
+    assert schedules == {"constant", "power"}
