@@ -25,7 +25,8 @@ from torch import nn
 
 from trainer.model import timestep_embedding
 from trainer.objectives.tangent import JVP
-from trainer.objectives.targets import _bcast, continuous_target, flow_matching_rows, target, u_and_dudt
+from trainer.objectives.recent import _lsd_fused, lsd_target
+from trainer.objectives.targets import continuous_target, flow_matching_rows, target, u_and_dudt
 
 TVM = "lumalabs/tvm@82e8e5d training/wrapper.py"
 TIM = "WZDTHU/TiM@b431859 tim/schedulers/transition.py"
@@ -33,27 +34,13 @@ DMF = "kyungmnlee/dmf@a6db0f6 loss.py"
 
 
 # ------------------------------------------------------------------ TVM
-def _tvm_parts(net, x_t, t, t_next, velocity, teacher, ddt=JVP):
-    """u, du/dr (both with their graphs) and the teacher's sg velocity where the jump lands (v where r = t)."""
-    zero = torch.zeros_like(t)
-    u, dudr = ddt(net, (x_t, t, t_next), (torch.zeros_like(x_t), zero, torch.ones_like(t_next)), grad=True)
-    with torch.no_grad():  # wrapper.py 153-160: F(f_ts, s, s) of the EMA target network, no gradient
-        end = teacher(x_t - _bcast(t - t_next) * u, t_next, t_next)
-    return u, dudr, flow_matching_rows(t, t_next, velocity, end)
-
-
-def _tvm_fused(net, x_t, t, t_next, dt, velocity, *, teacher=None, rows, ddt=JVP, **_):
-    u, dudr, end = _tvm_parts(net, x_t, t, t_next, velocity, teacher if teacher is not None else net, ddt)
-    span = _bcast(t - t_next)
-    # wrapper.py 112-113, 177: df/ds = u + (s - t) du/ds meets the teacher; 180: flow rows meet v
-    return u, (end + span * dudr).detach(), rows.weighted(u - span * dudr, end)
-
-
+# LSD's residual (recent.py) with the end velocity from the EMA teacher: the record's ``teacher`` makes the
+# trainer pass it, and LSD's fused form computes the end velocity with it.
 @target(
     "tvm",
     uses_alpha=False,
     teacher=True,
-    fused=_tvm_fused,
+    fused=_lsd_fused,
     jvp="always, with gradient",
     source=f"Terminal Velocity Matching (Zhou, Parger, Haque, Song 2025, arXiv 2511.19797); {TVM} get_dfds "
     "83-114, forward 144-186; training/loss.py sample_ts 39-64",
@@ -67,11 +54,10 @@ def tvm_target(net, x_t, t, t_next, dt, velocity, device):
     squared error to the teacher's velocity at sg f, u_ema(f, r, r) (154-160,
     the 0.99 EMA). The loss trains u - (t - r) du/dr with the gradient through
     du/dr (``detach_jvp`` False); this target has the same squared error.
-    Rows with r = t get v (180: the flow-matching term). The trainer passes
-    the teacher as ``net``.
+    Rows with r = t get v (180: the flow-matching term). This protocol function
+    has no teacher: with the online net in its place it is ``lsd``'s target.
     """
-    u, dudr, end = _tvm_parts(net, x_t, t, t_next, velocity, net)
-    return end + _bcast(t - t_next) * dudr
+    return lsd_target(net, x_t, t, t_next, dt, velocity, device)
 
 
 # ------------------------------------------------------------------ TiM

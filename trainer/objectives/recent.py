@@ -169,17 +169,19 @@ def soflow_target(net, x_t, t, t_next, dt, velocity, device):
 
 
 # ------------------------------------------------------------------ LSD
-def _lsd_parts(net, x_t, t, t_next, velocity, ddt=JVP):
-    """u, d/dr u (with their graphs) and the sg teacher velocity at the jump's end (v on zero-span rows)."""
+def _lsd_parts(net, x_t, t, t_next, velocity, ddt=JVP, teacher=None):
+    """u, d/dr u (with their graphs) and the sg velocity at the jump's end (v on zero-span rows), by ``teacher``
+    (an EMA of ``net``: TVM) or by ``net`` itself (None: LSD)."""
     zero, one = torch.zeros_like(t), torch.ones_like(t_next)
     u, dudr = ddt(net, (x_t, t, t_next), (torch.zeros_like(x_t), zero, one), grad=True)
     with torch.no_grad():
-        end = net(x_t - _bcast(t - t_next) * u, t_next, t_next)  # b_r(X), the online weights' velocity
+        b = net if teacher is None else teacher  # LSD: the online weights
+        end = b(x_t - _bcast(t - t_next) * u, t_next, t_next)  # b_r(X)
     return u, dudr, flow_matching_rows(t, t_next, velocity, end)
 
 
-def _lsd_fused(net, x_t, t, t_next, dt, velocity, *, rows, ddt=JVP, **_):
-    u, dudr, end = _lsd_parts(net, x_t, t, t_next, velocity, ddt)
+def _lsd_fused(net, x_t, t, t_next, dt, velocity, *, rows, ddt=JVP, teacher=None, **_):
+    u, dudr, end = _lsd_parts(net, x_t, t, t_next, velocity, ddt, teacher)
     span = _bcast(t - t_next)
     # the Lagrangian residual d/dr X_{t->r} - b_r(X): the gradient flows through u and d/dr u
     return u, (end + span * dudr).detach(), rows.weighted(u - span * dudr, end)
