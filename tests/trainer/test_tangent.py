@@ -100,3 +100,17 @@ def test_fd_training_step_runs_with_the_fused_attention_kernel():
 def test_bad_tangent_settings_are_refused_in_one_sentence(flat, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(")):
         from_flat(flat)
+
+
+def test_fd_tangent_keeps_fp32_under_bf16_autocast():
+    """Under bf16 autocast the two extra forwards run in fp32: the difference stays at fp32's error, where a bf16
+    difference over 2 eps would be off by a large share of du/dt itself."""
+    net = randomized_dit(torch.float32)
+    x_t, t, r, v = batch(n=4, dtype=torch.float32)
+    tangents = (v, torch.ones_like(t), torch.zeros_like(r))
+    _, exact = torch.func.jvp(net, (x_t, t, r), tangents)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        _, fd = Tangent("fd", 0.005)(net, (x_t, t, r), tangents)
+        plus, minus = net(x_t + 0.005 * v, t + 0.005, r), net(x_t - 0.005 * v, t - 0.005, r)
+    assert rel(fd, exact) < 1e-3
+    assert rel((plus.float() - minus.float()) / 0.01, exact) > 0.05  # what bf16 forwards would give
