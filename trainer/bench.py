@@ -51,12 +51,13 @@ def _other_tangent(case: dict) -> str:
 
 
 # every case that takes a derivative, with the other tangent (jvp <-> fd): its cost against the JVP form
-STEP_CASES |= {
+SWAPPED = {
     f"{name}_{_other_tangent(case)}": {**case, "tangent": _other_tangent(case)}
     for name, case in list(STEP_CASES.items())
     if TARGETS[case.get("target", OBJECTIVES[case["objective"]].target)].jvp != "no"
     and name not in ("alphaflow", "ema_teacher", "alphaflow_discrete")  # mid-run they take the discrete step
 }
+STEP_CASES |= SWAPPED
 
 
 def _sync(device):
@@ -132,6 +133,8 @@ def bench_step(
         "objective": name,
         "target": cfg.target,
         "jvp": rec_t.jvp,
+        "tangent": cfg.tangent,
+        "tangent_swapped": name in SWAPPED,  # the other tangent than its objective's (sweep.simulate skips it)
         "variant": "fast" if fast else "naive",
         "size": size,
         "batch": cfg.batch_size,

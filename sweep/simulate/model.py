@@ -28,29 +28,43 @@ class CostsError(ValueError):
 
 
 def relative_costs(path: Path) -> dict[str, float]:
-    """target -> its step's cost relative to flow matching's, from ``trainer.bench`` output (JSON lines)."""
+    """target -> its step's cost relative to flow matching's, from ``trainer.bench`` output (JSON lines).
+
+    A table may hold several bench runs, each opened by a ``provenance`` line: a run's costs are relative to its
+    own flow-matching step, and a target measured in several runs takes the median of theirs. Cases that run a
+    target with the other tangent than its objective's (``tangent_swapped``) are left out: a target costs what
+    its objective's step does.
+    """
     try:
         lines = Path(path).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise CostsError(f"cannot read the step-cost table {path}: {e}") from None
-    per_target: dict[str, list[float]] = {}
+    runs: list[dict[str, list[float]]] = [{}]
     for line in lines:
         try:
             rec = json.loads(line)
         except ValueError:
             continue  # bench prints other lines too (warnings): only its JSON records count
+        if isinstance(rec, dict) and rec.get("what") == "provenance" and any(runs[-1].values()):
+            runs.append({})
         if not isinstance(rec, dict) or rec.get("what") != "train_step" or rec.get("variant", "fast") != "fast":
             continue
         ms = rec.get("ms_per_step")
-        if isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0 and isinstance(rec.get("target"), str):
-            per_target.setdefault(rec["target"], []).append(float(ms))
-    if FM_TARGET not in per_target:
+        ok = isinstance(ms, (int, float)) and math.isfinite(ms) and ms > 0 and isinstance(rec.get("target"), str)
+        if ok and not rec.get("tangent_swapped"):
+            runs[-1].setdefault(rec["target"], []).append(float(ms))
+    runs = [run for run in runs if FM_TARGET in run]
+    if not runs:
         raise CostsError(
             f"{path} has no fused train_step record of target {FM_TARGET!r}: give the output of "
             "python -m trainer.bench --only step (JSON lines)"
         )
-    unit = statistics.median(per_target[FM_TARGET])
-    return {t: statistics.median(v) / unit for t, v in sorted(per_target.items())}
+    per_target: dict[str, list[float]] = {}
+    for run in runs:
+        unit = statistics.median(run[FM_TARGET])
+        for target, ms in run.items():
+            per_target.setdefault(target, []).append(statistics.median(ms) / unit)
+    return {t: statistics.median(v) for t, v in sorted(per_target.items())}
 
 
 @dataclass(frozen=True)

@@ -189,3 +189,25 @@ def test_overhead_and_table_growth_are_measured(ray_session, tmp_path, capsys):
     assert list(frame["rows"]) == [5, 20]
     assert (frame[["trials_csv_ms", "with_boards_ms", "study_ms"]] > 0).all().all()
     assert len(pd.read_csv(tmp_path / "tables" / "runs" / "rows-20" / "sim" / "trials.csv")) == 20
+
+
+def test_step_costs_of_several_bench_runs_and_swapped_tangents(tmp_path):
+    """Each run is relative to its own flow-matching step, a target's cost is the median over runs, and a case run
+    with the other tangent than its objective's does not count."""
+
+    def step(target, ms, **extra):
+        return json.dumps({"what": "train_step", "target": target, "variant": "fast", "ms_per_step": ms, **extra})
+
+    runs = [
+        json.dumps({"what": "provenance", "date": "one"}),
+        step("pureflow", 20.0),
+        step("meanflow", 40.0),
+        json.dumps({"what": "provenance", "date": "two"}),
+        step("pureflow", 25.0),
+        step("meanflow", 75.0),
+        step("meanflow", 30.0, tangent_swapped=True),
+        step("tim", 50.0),
+    ]
+    path = tmp_path / "bench.jsonl"
+    path.write_text("\n".join(runs) + "\n")
+    assert relative_costs(path) == {"meanflow": 2.5, "pureflow": 1.0, "tim": 2.0}
