@@ -53,9 +53,5 @@ class Tangent:
         acc = torch.promote_types(plus.dtype, torch.float32)  # the difference itself in fp32 at least
         return out, (plus.to(acc) - minus.to(acc)) / (2 * step)
 
-    @property
-    def takes_jvp(self) -> bool:
-        return self.kind == "jvp"
-
 
 JVP = Tangent()
