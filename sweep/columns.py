@@ -28,7 +28,10 @@ IDENTITY = {
 PROGRESS = {"step": int}
 COSTS = {"gpus": float, "train_gpu_seconds": float, "fid_gpu_seconds": float, "gpu_seconds": float}
 LIFE = {"restarts": int, "trial_dir": str, "started_at": str, "finished_at": str}
-RANKING = {"meanflow_fid": float, "delta_vs_meanflow": float, "gpu_hours": float, "pareto": bool, "claim": str}
+RANKING = {
+    "meanflow_fid": float, "delta_vs_meanflow": float, "device_hours": float, "device_kind": str,
+    "pareto": bool, "claim": str,
+}  # fmt: skip
 INTERMEDIATE = "intermediate_fid_"  # intermediate_fid_<step>: the FID at each evaluation step
 CONFIRMED = "confirm_"  # confirm_<column of confirm.csv> on the boards
 # A row's config columns always include these, besides the keys its space searched or fixed.

@@ -13,7 +13,7 @@ from sweep.confirm import confirm
 from sweep.progress import RecordsCallback, named
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
-from sweep.ranking import rank
+from sweep.ranking import fid_columns, rank
 from sweep.tables import DamagedTable, SweepTable, load_sweep_json
 from search_spaces import SPACES
 from sweep.adapters import tune_config_of
@@ -109,12 +109,16 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
     table.save()
     rows = list(table.rows.values())
     ended = sum(r["status"] in ENDED for r in rows)  # from the table: Tune's grid counts interrupted trials as ended
-    board = rank(table.frame())
+    metric = sweep_metric(folder)
+    board = rank(table.frame(), metric)
     counts = {word: sum(r["status"] in statuses for r in rows) for word, statuses in COUNTED.items()}
     shown = [f"{n} {word}" for word, n in counts.items() if n or word != "not finished"]
     print(f"\n{name}: {', '.join(shown)}, of {trials}")
     if len(board):
-        cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
+        fids = [metric, *[c for c in fid_columns(board) if c != metric]]  # the 1- and 2-step FIDs beside the 10-step
+        board["objective"] = [named(r) for r in board.to_dict("records")]
+        cols = [c for c in ("rank", "trial_id", "objective", *fids, "delta_vs_meanflow", "fid_kind") if c in board]
+        print(f"ranked by {metric}" if metric != "final_fid" else "ranked by final_fid (the protocol's 10 steps)")
         print(board[cols].head(top).to_string(index=False))
     print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
     for line in unfinished(rows, folder):
@@ -132,6 +136,14 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
         return 1
     return 0
+
+
+def sweep_metric(folder: Path) -> str:
+    """The FID the sweep minimised (sweep.json's ``metric``), which its summary ranks by."""
+    try:
+        return load_sweep_json(folder).get("metric", "final_fid")
+    except DamagedTable:
+        return "final_fid"
 
 
 # the summary's counts: what each word counts, in its order ("not finished" only where there are some)

@@ -2,6 +2,7 @@
 
 python -m sweep.leaderboard                      # top 20 of results/
 python -m sweep.leaderboard --space alpha_schedules --top 5
+python -m sweep.leaderboard --metric final_fid_nfe1   # ranked by the 1-step FID
 python -m sweep.leaderboard --csv best.csv       # export (atomic write)
 
 It only reads: a sweep whose trials.csv is damaged is skipped with a warning.
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sweep.ranking import rank
-from sweep.tables import merged_board, write_csv
+from sweep.ranking import fid_columns
+from sweep.tables import merged_board, ranked, read_confirmations, write_csv
 from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error, writable_dir
 
 SHOW = [
@@ -25,12 +26,21 @@ SHOW = [
     "space",
     "baseline",
     "config.seed",
-    "final_fid",
+    "final_fid",  # then every few-step FID a trial measured (final_fid_nfe<k>), and the ranked metric first
     "delta_vs_meanflow",
     "claim",
     "fid_kind",
-    "gpu_hours",
+    "device_hours",
+    "device_kind",
 ]
+
+
+def shown(board: pd.DataFrame, metric: str) -> list[str]:
+    """The printed columns: SHOW, with the ranked metric first among the FIDs and each measured FID beside it."""
+    fids = fid_columns(board)
+    fids = [metric, *[c for c in fids if c != metric]]
+    at = SHOW.index("final_fid")
+    return [c for c in SHOW[:at] + fids + SHOW[at + 1 :] if c in board]
 
 
 def main(argv=None) -> int:
@@ -47,6 +57,11 @@ def run(argv=None) -> int:
     p.add_argument("--top", type=int, default=20)
     p.add_argument("--space", help="only trials of this search space")
     p.add_argument("--csv", help="write the (filtered) leaderboard to this file instead of printing it")
+    p.add_argument(
+        "--metric",
+        default="final_fid",
+        help="the FID to rank by: final_fid (the protocol's 10 steps) or a measured final_fid_nfe<k> (k steps)",
+    )
     args = p.parse_args(argv)
     results = Path(args.results_dir)
     if args.top < 1:
@@ -63,13 +78,21 @@ def run(argv=None) -> int:
     board = merged_board(results, warn=warn)  # read-only: printing writes nothing, not even a lock
     if len(skipped) == len(tables):
         return usage_error(f"every sweep's trials.csv in {results} is damaged ({len(tables)}; named above)")
+    if args.metric != "final_fid":
+        measured = fid_columns(board)  # the FIDs the completed trials measured
+        if args.metric not in measured:
+            return usage_error(
+                f"--metric {args.metric!r} is not a FID measured in {results}; measured there: {', '.join(measured)}"
+            )
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
         if args.space not in spaces:
             return usage_error(
                 f"no completed trials of space {args.space!r} in {results}; spaces there: {', '.join(spaces) or 'none'}"
             )
-        board = rank(board[board["space"] == args.space].drop(columns=["rank", "meanflow_fid", "delta_vs_meanflow"]))
+        board = board[board["space"] == args.space]
+    if args.space or args.metric != "final_fid":  # ranked again: within the space, by the metric
+        board = ranked(board, read_confirmations(sorted(results.glob("*/confirm.csv"))), args.metric)
     board = board.groupby("fid_kind", sort=False).head(args.top) if len(board) else board
     if args.csv:
         problem = writable_dir(str(Path(args.csv).parent), "--csv's folder")
@@ -80,7 +103,9 @@ def run(argv=None) -> int:
     elif board.empty:
         print("no completed trials yet")
     else:
-        print(board[[c for c in SHOW if c in board]].to_string(index=False))
+        if args.metric != "final_fid":
+            print(f"ranked by {args.metric}; delta_vs_meanflow is in {args.metric}")
+        print(board[shown(board, args.metric)].to_string(index=False))
     return 0
 
 

@@ -39,7 +39,10 @@ def last_line(text: str | None) -> str:
 
 def named(row: dict) -> str:
     """What a trials.csv row runs, for a person: its baseline, else its objective."""
-    return row.get("baseline") or row.get("config.objective") or "config"
+    for key in ("baseline", "config.objective"):  # a pandas row holds NaN where a value is missing
+        if isinstance(row.get(key), str) and row[key]:
+            return row[key]
+    return "config"
 
 
 class RecordsCallback(Callback):

@@ -4,7 +4,7 @@
 
 Sections: the ranked leaderboard with the MeanFlow baseline marked (and each
 config's claim against it); the confirmation (intervals over fresh seeds, paired
-verdicts); FID against GPU-hours with the Pareto front; FID per trial in
+verdicts); FID against device-hours (GPU or CPU) with the Pareto front; FID per trial in
 completion order with the best so far; alpha(k) and ratio_fm(k) of the top 5
 beside the baselines'; intermediate-FID curves and how well each intermediate
 FID predicts the final one (Spearman, Kendall); Optuna parameter importances;
@@ -25,10 +25,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sweep.columns import CONFIRM_COLUMNS  # noqa: E402
-from sweep.ranking import attach_confirmations, pareto_front, rank  # noqa: E402
+from sweep.ranking import attach_confirmations, fid_columns, pareto_front, rank  # noqa: E402
 from sweep.tables import DamagedTable, read_confirmations, read_csv, read_table  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
-from sweep.report_data import intermediate_curves, sample_grid_paths, schedule_curves, importances  # noqa: E402
+from sweep.report_data import (  # noqa: E402
+    importances,
+    intermediate_curves,
+    labels,
+    sample_grid_paths,
+    schedule_curves,
+)
 from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error  # noqa: E402
 from trainer.objectives.named import KNOWN  # noqa: E402
 from trainer.runtime import atomic_write_bytes  # noqa: E402
@@ -51,7 +57,8 @@ def plot_leaderboard(board: pd.DataFrame, out: Path) -> Path:
     colors = [
         COLORS.get(b, "#2ca02c") if isinstance(b, str) else "#2ca02c" for b in top.get("baseline", [None] * len(top))
     ]
-    ax.barh([f"#{r} {t}" for r, t in zip(top["rank"], top["trial_id"])], top["final_fid"], color=colors)
+    named = labels(board)
+    ax.barh([f"#{r} {named[t]}" for r, t in zip(top["rank"], top["trial_id"])], top["final_fid"], color=colors)
     ref = top["meanflow_fid"].dropna()
     if len(ref):
         ax.axvline(ref.iloc[0], color=COLORS["meanflow"], ls="--", label=f"MeanFlow {ref.iloc[0]:.2f}")
@@ -64,31 +71,37 @@ def plot_leaderboard(board: pd.DataFrame, out: Path) -> Path:
 
 
 def config_costs(board: pd.DataFrame) -> pd.DataFrame:
-    """One point per config: its mean final FID over seeds, its GPU-hours, and whether it is on the Pareto front."""
-    per = board.groupby("config_hash").agg(
-        final_fid=("final_fid", "mean"), gpu_hours=("gpu_hours", "first"), label=("trial_id", "first")
+    """One point per config: its mean final FID over seeds, its device-hours and their device kind, its objective
+    as its label, and whether it is on the Pareto front of its device kind."""
+    per = board.groupby("config_hash", sort=False).agg(
+        final_fid=("final_fid", "mean"), device_hours=("device_hours", "first"), device_kind=("device_kind", "first")
     )
-    per["label"] = [
-        b if isinstance(b, str) else t for b, t in zip(board.groupby("config_hash")["baseline"].first(), per["label"])
-    ]
-    per["pareto"] = pareto_front(per[["final_fid", "gpu_hours"]].to_numpy(float))
+    per["label"] = per.index.map(labels(board, key="config_hash"))
+    per["pareto"] = False
+    for _, idx in per.groupby("device_kind").groups.items():
+        per.loc[idx, "pareto"] = pareto_front(per.loc[idx, ["final_fid", "device_hours"]].to_numpy(float))
     return per.reset_index()
 
 
 def plot_cost(per: pd.DataFrame, out: Path) -> Path:
+    """FID against cost for the configs of the sweep's most common device kind (a CPU-hour is not a GPU-hour)."""
+    kind = per["device_kind"].mode().iloc[0] if per["device_kind"].notna().any() else ""
+    others = int((per["device_kind"] != kind).sum())
+    per = per[per["device_kind"] == kind]
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(per["gpu_hours"], per["final_fid"], "o", color="#9467bd", alpha=0.6, label="config (mean over seeds)")
-    front = per[per["pareto"]].sort_values("gpu_hours")
-    ax.plot(front["gpu_hours"], front["final_fid"], "-o", color="#d62728", label="Pareto front")
+    ax.plot(per["device_hours"], per["final_fid"], "o", color="#9467bd", alpha=0.6, label="config (mean over seeds)")
+    front = per[per["pareto"]].sort_values("device_hours")
+    ax.plot(front["device_hours"], front["final_fid"], "-o", color="#d62728", label="Pareto front")
     for _, row in front.iterrows():
         ax.annotate(
             str(row["label"]),
-            (row["gpu_hours"], row["final_fid"]),
+            (row["device_hours"], row["final_fid"]),
             fontsize=8,
             xytext=(4, 4),
             textcoords="offset points",
         )
-    ax.set_xlabel("GPU-hours per config (all its seeds; a CPU trial counts as one device)")
+    left_out = f"; {others} configs on another device left out" if others else ""
+    ax.set_xlabel(f"{kind or 'device'}-hours per config (all its seeds{left_out})")
     ax.set_ylabel("final FID")
     ax.set_title("What does quality cost?")
     ax.ticklabel_format(useOffset=False)
@@ -125,7 +138,7 @@ def plot_schedules(rows: list[tuple[str, dict]], out: Path) -> Path:
     return _save(fig, out / "schedules.png")
 
 
-def plot_curves(curves: dict[str, pd.DataFrame], stopped: set[str], out: Path) -> Path:
+def plot_curves(curves: dict[str, pd.DataFrame], stopped: set[str], out: Path, named: dict[str, str]) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.6))
     for trial_id, df in curves.items():
         ls = ":" if trial_id in stopped else "-"
@@ -135,7 +148,7 @@ def plot_curves(curves: dict[str, pd.DataFrame], stopped: set[str], out: Path) -
             ls,
             marker="o",
             ms=3,
-            label=trial_id + (" (stopped early)" if trial_id in stopped else ""),
+            label=named.get(trial_id, trial_id) + (" (stopped early)" if trial_id in stopped else ""),
         )
     ax.set_xlabel("training step")
     ax.set_ylabel("intermediate FID")
@@ -189,7 +202,7 @@ def build(folder: Path) -> Path:
                 "intervals are 95% t-intervals over seeds.</p>",
                 _frame_table(confirm, ["label", *CONFIRM_COLUMNS]),
             ]
-        if "gpu_hours" in board and board["gpu_hours"].notna().any():
+        if "device_hours" in board and board["device_hours"].notna().any():
             parts += ["<h2>Cost</h2>", _img(plot_cost(config_costs(board), out), "cost")]
         signal = pd.DataFrame(early_signal(trials))
         parts += [
@@ -209,7 +222,7 @@ def build(folder: Path) -> Path:
         curves = intermediate_curves(trials, top_ids + stopped)
         parts += [
             "<h2>Intermediate FID</h2>",
-            _img(plot_curves(curves, set(stopped), out), "curves")
+            _img(plot_curves(curves, set(stopped), out, labels(trials[trials["trial_id"].isin(curves)])), "curves")
             if curves
             else "<p>No intermediate FIDs were reported.</p>",
         ]
@@ -243,7 +256,7 @@ def _table(board: pd.DataFrame) -> str:
     """The top trials: who they are, their config (the keys that tell them apart), then every measurement."""
     from sweep.columns import measured, param_columns
 
-    lead = ["rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "claim"]
+    lead = ["rank", "trial_id", "baseline", *fid_columns(board), "delta_vs_meanflow", "claim"]
     config = [c for c in param_columns(board) if c in ("config.objective", "config.seed") or board[c].nunique() > 1]
     rest = [c for c in measured() if c not in lead and c not in ("versions", "config_hash")]
     rest += sorted(c for c in board if c.startswith(("final_fid_nfe", "fid_kind_nfe")))

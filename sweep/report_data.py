@@ -27,11 +27,23 @@ def curves_of(cfg: TrainConfig, points: int = 201) -> dict:
     }
 
 
+def labels(frame: pd.DataFrame, key: str = "trial_id") -> dict[str, str]:
+    """A person's name for each ``key`` of ``frame``: its objective (its baseline's name, else ``config.objective``),
+    with the trial id where two of them share one ("meanflow (3f2a_00004)")."""
+    from sweep.progress import named
+
+    first = frame.drop_duplicates(key) if key in frame else frame.iloc[0:0]
+    names = {row[key]: named(row) for row in first.to_dict("records")}
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    ids = dict(zip(first[key], first["trial_id"])) if "trial_id" in first else {}
+    return {k: f"{n} ({ids.get(k, k)})" if n in shared else n for k, n in names.items()}
+
+
 def schedule_curves(top: pd.DataFrame, baselines: list[str]) -> list[tuple[str, dict]]:
-    rows = []
+    rows, named = [], labels(top)
     for row in top.to_dict("records"):
         try:
-            rows.append((f"#{row['rank']} {row['trial_id']}", curves_of(config_of(row))))
+            rows.append((f"#{row['rank']} {named[row['trial_id']]}", curves_of(config_of(row))))
         except ValueError:
             continue  # a row from an older version of the config: skip rather than fail the report
     rows += [(name, curves_of(from_flat({"objective": name}))) for name in baselines]
@@ -60,8 +72,8 @@ def intermediate_curves(trials: pd.DataFrame, trial_ids: list[str]) -> dict[str,
 
 def sample_grid_paths(trials: pd.DataFrame, board: pd.DataFrame, top_ids: list[str]) -> list[tuple[str, Path]]:
     """(label, samples.png) for the top trials and the best run of each baseline in the sweep."""
-    dirs, out = trial_dirs(trials), []
-    chosen = [(f"#{i + 1} {tid}", tid) for i, tid in enumerate(top_ids)]
+    dirs, out, named = trial_dirs(trials), [], labels(board)
+    chosen = [(f"#{i + 1} {named.get(tid, tid)}", tid) for i, tid in enumerate(top_ids)]
     if "baseline" in board:
         for name, group in board.dropna(subset=["baseline"]).groupby("baseline"):
             tid = group.sort_values("final_fid")["trial_id"].iloc[0]

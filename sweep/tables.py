@@ -148,9 +148,7 @@ class SweepTable:
 def write_board(folder: Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rewrites a sweep's leaderboard.csv from its trials (default: its trials.csv) and its confirm.csv."""
     trials = read_table(folder / "trials.csv") if trials is None else trials
-    board = attach_confirmations(
-        order_columns(rank(distinct_runs(trials))), read_confirmations([folder / "confirm.csv"])
-    )
+    board = ranked(distinct_runs(trials), read_confirmations([folder / "confirm.csv"]))
     write_csv(board, folder / "leaderboard.csv")
     return board
 
@@ -173,8 +171,14 @@ def merge_leaderboards(results_dir: Path) -> pd.DataFrame:
         return merged
 
 
-def merged_board(results_dir: Path, warn=None) -> pd.DataFrame:
-    """Every sweep's completed trials ranked together, computed without writing anything.
+def ranked(frame: pd.DataFrame, confirmations: list[pd.DataFrame], metric: str = "final_fid") -> pd.DataFrame:
+    """A board: ``frame``'s completed rows ranked by ``metric`` (ranked again if they were), with their claims."""
+    frame = frame.drop(columns=[c for c in ("rank",) if c in frame])
+    return attach_confirmations(order_columns(rank(frame, metric)), confirmations, metric)
+
+
+def merged_board(results_dir: Path, warn=None, metric: str = "final_fid") -> pd.DataFrame:
+    """Every sweep's completed trials ranked together by ``metric``, computed without writing anything.
 
     A sweep whose trials.csv cannot be read is skipped with a warning naming
     the file: one broken sweep never breaks its neighbours.
@@ -195,8 +199,7 @@ def merged_board(results_dir: Path, warn=None) -> pd.DataFrame:
     if merged.empty:
         return merged
     merged = distinct_runs(merged)
-    confirmations = read_confirmations(sorted(Path(results_dir).glob("*/confirm.csv")))
-    return attach_confirmations(order_columns(rank(merged)), confirmations)
+    return ranked(merged, read_confirmations(sorted(Path(results_dir).glob("*/confirm.csv"))), metric)
 
 
 def load_sweep_json(folder: Path) -> dict:

@@ -158,7 +158,8 @@ def test_seeds_run_every_config_on_each_seed_and_optuna_sees_their_mean(ray_sess
     assert told == pytest.approx(sorted(groups["final_fid"].mean()))
     board = pd.read_csv(tmp_path / "s" / "leaderboard.csv")
     one = board[board["config_hash"] == board["config_hash"].iloc[0]]
-    assert one["gpu_hours"].iloc[0] == pytest.approx(one["gpu_seconds"].sum() / 3600)  # a config's seeds together
+    assert one["device_hours"].iloc[0] == pytest.approx(one["gpu_seconds"].sum() / 3600)  # a config's seeds together
+    assert set(board["device_kind"]) == {"CPU"}  # no GPU held: its hours are CPU-hours
 
 
 def test_fid_and_cost_study_is_multi_objective_and_the_board_marks_the_front(ray_session, tmp_path):
