@@ -1,0 +1,264 @@
+"""``--wandb [PROJECT]``: a sweep as a Weights & Biases group, a run per trial and one summary run.
+
+Each trial is a run (job type ``trial``, or ``confirm`` for a confirmation's runs) in the group named after the
+sweep: its config (the trainer keys of its ``config.`` columns), its intermediate FIDs at their steps, its final
+FIDs at every step count, its costs and its sample grid at its last step. One more run (job type ``summary``)
+holds the sweep's leaderboard as a W&B table, and a confirmation's table beside it.
+
+Offline unless W&B is told otherwise: with no API key configured (``WANDB_API_KEY``, ``~/.netrc``, wandb's
+settings file) the runs are written under ``<sweep>/wandb/`` and nothing leaves the machine until ``wandb sync
+<sweep>/wandb`` (compute nodes rarely reach the internet). ``WANDB_MODE`` set in the environment wins.
+
+A trial's run id is derived from the sweep and the trial's results row, so a trial restored after a node loss,
+a SIGTERM or a requeue logs into *its* run again. Offline, wandb writes each start of a run into its own
+folder and ``wandb sync`` appends them into that one run in order; ``ledger.json`` beside them keeps the last
+step logged per run, so nothing is logged twice. Tracking never breaks a sweep: an error is one warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import sys
+from pathlib import Path
+
+from ray.tune import Callback
+
+from sweep import signals
+from sweep.trainable import flat_params, row_of
+from trainer.runtime import atomic_write_json
+
+DEFAULT_PROJECT = "meanflow-sweep"
+FOLDER = "wandb"  # <sweep>/wandb: wandb's own run folders and our ledger.json
+LEDGER = "ledger.json"
+BAD_PROJECT_CHARS = "/\\#?%:"  # what W&B refuses in a project name (wandb.sdk.wandb_settings, validate_project)
+PROJECT_MAX = 128
+SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error", "step")  # not numbers to chart
+
+
+def check(project: str, folder: Path) -> str | None:
+    """Why ``--wandb project`` cannot run for the sweep in ``folder`` (one sentence), or None."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        return "--wandb needs wandb, an optional extra: pip install -e '.[wandb]'"
+    if not project or len(project) > PROJECT_MAX or any(c in BAD_PROJECT_CHARS for c in project):
+        return (
+            f"--wandb {project!r} is not a W&B project name: it takes 1 to {PROJECT_MAX} characters, none of "
+            f"{' '.join(BAD_PROJECT_CHARS)}"
+        )
+    runs = Path(folder) / FOLDER
+    probe = runs if runs.exists() else Path(folder) if Path(folder).exists() else Path(folder).parent
+    if not os.access(probe, os.W_OK | os.X_OK) or (runs.exists() and not runs.is_dir()):
+        return f"--wandb: {runs} cannot be written by this user (W&B's offline runs go there)"
+    return None
+
+
+def mode() -> str:
+    """``WANDB_MODE`` when set; else online where an API key is configured, offline where none is."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    return "online" if api_key_configured() else "offline"
+
+
+def api_key_configured() -> bool:
+    """Whether W&B has an API key here, read without the network (and never printed)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import wandb
+        from wandb.sdk.lib import wbauth
+
+        settings = wandb.setup().settings
+        return bool(wbauth.read_netrc_auth(host=settings.base_url) or settings.api_key)
+    except Exception:  # noqa: BLE001  (a malformed ~/.netrc or another wandb: no key we can use)
+        return False
+
+
+def sweep_token(name: str, created: str) -> str:
+    """A short id prefix unique to one sweep (its name and creation time): run ids never collide across sweeps."""
+    return hashlib.sha256(f"{name}|{created}".encode()).hexdigest()[:8]
+
+
+class WandbTracking(Callback):
+    """Logs a sweep's trials to W&B (see the module docstring); ``job_type``: ``trial`` or ``confirm``."""
+
+    def __init__(self, project: str, folder: Path, sweep: dict, configs, space, job_type: str = "trial"):
+        self.project, self.folder, self.configs, self.space = project, Path(folder), configs, space
+        self.group, self.job_type = sweep["name"], job_type
+        self.token = sweep_token(sweep["name"], str(sweep.get("created", "")))
+        self.runs: dict[str, object] = {}  # row -> open wandb Run
+        self.waiting: dict[str, tuple[object, Path, int, int]] = {}  # row -> (run, samples.png, step, exit code)
+        self.ledger_path = self.folder / FOLDER / LEDGER
+        self.ledger = self._read_ledger()
+        self.warned = False
+
+    # ------------------------------------------------------------ plumbing
+    def _guard(self, what: str, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001  (tracking is a side channel: the sweep goes on)
+            if not self.warned:
+                print(f"warning: W&B {what} failed ({type(e).__name__}: {e}); the sweep goes on", file=sys.stderr)
+                self.warned = True
+
+    def _read_ledger(self) -> dict:
+        import json
+
+        try:
+            data = json.loads(self.ledger_path.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):  # none yet, or damaged: a step may be logged again, never lost
+            return {}
+
+    def _mark(self, run_id: str, **fields) -> None:
+        self.ledger.setdefault(run_id, {}).update(fields)
+        atomic_write_json(self.ledger_path, self.ledger)
+
+    def run_id(self, row: str) -> str:
+        return f"{self.token}-{row}"
+
+    def _init(self, run_id: str, **kwargs):
+        import wandb
+
+        os.environ.setdefault("WANDB_SILENT", "true")  # its banner would land in every trial's console lines
+        (self.folder / FOLDER).mkdir(parents=True, exist_ok=True)
+        settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_transaction_log_flush_interval=2)
+        return wandb.init(
+            project=self.project,
+            group=self.group,
+            id=run_id,
+            dir=str(self.folder),
+            mode=mode(),
+            resume="allow",
+            reinit="create_new",
+            settings=settings,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------ Tune's hooks
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._guard("trial start", self._start, trial)
+
+    def _start(self, trial) -> None:
+        row = row_of(trial)  # a lost hand-out run again continues its first run
+        if row in self.runs or self.ledger.get(self.run_id(row), {}).get("final"):
+            return
+        params = flat_params(trial.config)
+        config, tags = dict(params), [self.space.name]
+        try:
+            cfg = self.configs.of(params)
+            config.update(preset=cfg.preset, steps=cfg.steps, seed=cfg.seed, config_hash=cfg.config_hash())
+            objective = self.space.baseline_of(params) or params.get("objective") or f"target {cfg.target}"
+        except ValueError:  # a bad config: the trial fails with this message itself
+            objective = "config"
+        tags.append(objective)
+        self.runs[row] = self._init(
+            self.run_id(row), job_type=self.job_type, name=f"{objective} {row}", config=config, tags=tags
+        )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        run = self.runs.get(row_of(trial))
+        if run is not None and "intermediate_fid" in result:
+            self._guard("metric", self._log, run, {"intermediate_fid": result["intermediate_fid"]}, result["step"])
+
+    def _log(self, run, values: dict, step: int) -> None:
+        if step <= self.ledger.get(run.id, {}).get("step", -1):  # logged before this driver: not twice
+            return
+        run.log(values, step=int(step))
+        self._mark(run.id, step=int(step))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._guard("trial end", self._end, trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._guard("trial end", self._end, trial)
+
+    def _end(self, trial) -> None:
+        row = row_of(trial)
+        run = self.runs.pop(row, None)
+        if run is None:
+            return
+        last = trial.last_result or {}
+        if "final_fid" not in last and signals.stopping():  # interrupted: continues on --resume
+            run.summary["status"] = "interrupted"
+            run.finish(exit_code=signals.exit_code() or 1)
+            return
+        status = last.get("status", "completed" if "final_fid" in last else "error")
+        finals = {k: float(v) for k, v in last.items() if _number(v) and k not in SKIP and not _tune_key(k)}
+        step = max(int(last.get("step") or 0), self.ledger.get(run.id, {}).get("step", 0))
+        run.log(finals, step=step)  # beside the last intermediate FID when it was at this step
+        run.summary.update({"status": status, **{k: str(last[k]) for k in ("fid_kind", "gpu") if last.get(k)}})
+        self._mark(run.id, step=step, final=True)
+        grid = Path(trial.path) / "out" / "samples.png"  # Tune syncs it after the trial ends
+        self.waiting[row] = (run, grid, step, 0 if status == "completed" else 1)
+        self._log_grids()
+
+    def on_step_end(self, iteration, trials, **info):
+        if self.waiting:
+            self._guard("samples", self._log_grids)
+
+    def _log_grids(self, last_chance: bool = False) -> None:
+        import wandb
+
+        for row, (run, grid, step, code) in list(self.waiting.items()):
+            if grid.is_file():
+                run.log({"samples": wandb.Image(str(grid))}, step=step)  # the finals' step: one row with them
+            elif not last_chance:
+                continue
+            run.finish(exit_code=code)
+            del self.waiting[row]
+
+    def on_experiment_end(self, trials, **info):
+        self._guard("samples", self._log_grids, True)
+        for row in list(self.runs):  # still open: interrupted with the driver
+            run = self.runs.pop(row)
+            self._guard("trial end", run.finish, signals.exit_code() or 1)
+
+    # ------------------------------------------------------------ the summary run
+    def summarize(self, tables: dict) -> None:
+        """Logs ``tables`` (name -> DataFrame: the leaderboard, a confirmation) as W&B tables into the sweep's
+        summary run, and closes W&B. Called once the sweep's or the confirmation's own tables are written."""
+        self._guard("summary", self._summarize, tables)
+        self._guard("teardown", _teardown)
+
+    def _summarize(self, tables: dict) -> None:
+        import wandb
+
+        tables = {k: v for k, v in tables.items() if v is not None and len(v)}
+        if not tables:
+            return
+        run_id = self.run_id("summary")
+        run = self._init(run_id, job_type="summary", name=f"{self.group} summary", config={"space": self.space.name})
+        step = self.ledger.get(run_id, {}).get("step", -1) + 1  # each driver's tables after the last ones
+        run.log({k: wandb.Table(dataframe=_loggable(v)) for k, v in tables.items()}, step=step)
+        board = tables.get("leaderboard")
+        if board is not None and "final_fid" in board:
+            run.summary.update({"best_final_fid": float(board["final_fid"].min()), "ranked": len(board)})
+        self._mark(run_id, step=step)
+        run.finish()
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _tune_key(key: str) -> bool:
+    """Tune's own bookkeeping in a result (timing, iteration, node)."""
+    return key.startswith(("time_", "training_iteration", "timesteps", "episodes", "iterations", "done", "node"))
+
+
+def _loggable(frame):
+    """A table W&B takes: text where a column mixes types (a CSV's empty cells are NaN beside words)."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(lambda v: "" if v is None or v != v else str(v))
+    return frame
+
+
+def _teardown() -> None:
+    import wandb
+
+    wandb.teardown()  # its service process ends with the sweep
