@@ -28,6 +28,7 @@ from sweep import signals
 from sweep.flags import add_trial_flags, trial_flag_problem
 from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
+from sweep.folder import ResultsFolder, SweepFolder
 from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_table, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, usage_error
@@ -47,7 +48,7 @@ def configs_to_confirm(folder: Path, space, configs: Configs, top: int, objectiv
     if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
         params = {"objective": REFERENCE}
         out.setdefault(configs.hash_of(params), {"label": REFERENCE, "baseline": REFERENCE, "params": params})
-    trials = read_table(folder / "trials.csv")
+    trials = read_table(SweepFolder(folder).trials_csv)
     if not trials.empty and "final_fid" in trials:
         done = trials[trials["status"] == "completed"]
         params = [{k: v for k, v in row_params(r).items() if k != "seed"} for r in done.to_dict("records")]
@@ -76,7 +77,7 @@ def baseline_params(space) -> dict[str, dict]:
 
 def check_plan(plan) -> None:
     """A confirmation plan read back from confirm.json holds what load_plan wrote, each value of its type;
-    raises ValueError (KeyError or TypeError for a missing field) otherwise."""
+    raises ValueError (KeyError or TypeError for a missing field) otherwise (``load_plan`` names the file)."""
     from trainer.config import SEED_MAX
 
     def count(v, low, high):
@@ -103,30 +104,30 @@ def check_plan(plan) -> None:
         )
     )
     if not good:
-        raise ValueError("confirm.json holds a value of the wrong type or range")
+        raise ValueError("the plan holds a value of the wrong type or range")
 
 
 def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int, objectives=()) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
-    path = folder / "confirm.json"
+    files = SweepFolder(folder)
+    path = files.confirm_json
+    others = f"{files.confirm_trials_csv.name} and {files.confirm_csv.name}"  # removed with it, it starts anew
     if path.is_file():
         try:
             plan = json.loads(path.read_text())
             check_plan(plan)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-            raise ValueError(
-                f"{path} is damaged: remove it, confirm_trials.csv and confirm.csv to start the confirmation anew"
-            ) from None
+            raise ValueError(f"{path} is damaged: remove it, {others} to start the confirmation anew") from None
         asked = sorted(objectives)
         if (plan["top"], len(plan["seeds"]), plan.get("objectives", [])) != (top, seeds, asked):
             held = ",".join(plan.get("objectives", [])) or "none"
             raise ValueError(
                 f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])} "
                 f"--objectives {held}; "
-                "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
+                f"rerun with those to resume it, or remove {path.name}, {others}"
             )
         return plan
-    used = read_table(folder / "trials.csv").get(CONFIG + "seed", pd.Series(dtype=float))
+    used = read_table(files.trials_csv).get(CONFIG + "seed", pd.Series(dtype=float))
     used = pd.to_numeric(used, errors="coerce")
     first = int(used.max()) + 1 if used.notna().any() else configs.of({}).seed + 1
     plan = {
@@ -263,8 +264,7 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
                 param_space={JOB: tune.grid_search(jobs)},
                 tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
                 run_config=run_config(
-                    folder,
-                    f"confirm-{time.strftime('%Y%m%d-%H%M%S')}",
+                    SweepFolder(folder).confirm_run(time.strftime("%Y%m%d-%H%M%S")),
                     [signals.GracefulStop(on_deadline), callback],
                     args.max_failures,
                 ),
@@ -272,11 +272,11 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
             fit(tuner, table)
     table.load()
     summary = summarize_confirmation(list(table.rows.values()), plan)
-    write_csv(summary, folder / "confirm.csv")
+    write_csv(summary, SweepFolder(folder).confirm_csv)
     write_board(folder)
     merge_leaderboards(folder.parent)
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
-    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
+    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {SweepFolder(folder).confirm_csv}")
     if len(ended_runs(table)) < total:
         print(rerun_line(folder), flush=True)
         return signals.exit_code() or 130
@@ -303,8 +303,8 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    folder = Path(args.results_dir).absolute() / args.name
-    if not (folder / "sweep.json").is_file():
+    folder = ResultsFolder(Path(args.results_dir).absolute()).sweep(args.name).path
+    if not SweepFolder(folder).sweep_json.is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
     if args.top < 0:
         return usage_error(f"--top {args.top} must be 0 or more")

@@ -13,11 +13,12 @@ from sweep.confirm import confirm
 from sweep.progress import RecordsCallback, named
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
+from sweep.folder import ResultsFolder, SweepFolder
 from sweep.ranking import rank
 from sweep.tables import DamagedTable, SweepTable, load_sweep_json
 from search_spaces import SPACES
 from sweep.adapters import tune_config_of
-from sweep.search import RUNGS, close_orphans, make_scheduler, make_searcher
+from sweep.search import close_orphans, make_scheduler, make_searcher
 from sweep.study import study_storage
 from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with_callbacks
 from trainer.runtime import atomic_write_json
@@ -43,13 +44,14 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)  # a failed start may have left it, empty
     record = {"name": folder.name, "space": space.name, "preset": preset, "base": base, **settings}
-    atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_json(SweepFolder(folder).sweep_json, {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def search(
     args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict, make_trial=trial_fn
 ) -> int:
     name, total, base = folder.name, settings["trials"] * settings["seeds"], configs.base
+    files = SweepFolder(folder)
     table = SweepTable(folder.parent, name, space.name)
     callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
 
@@ -63,26 +65,26 @@ def search(
         uri = settings["mlflow"] or default_uri(folder)
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
     fn = make_trial(base, folder, resources)
-    path = str(folder / "ray" / "tune")
+    path = str(files.tune)
     if args.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
         with_callbacks(tuner, callbacks)
         # Ray restores no scheduler state: ASHA continues from the rungs it wrote
-        scheduler = make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS, resume=True)
+        scheduler = make_scheduler(settings["scheduler"], configs.of({}), space, files.rungs, resume=True)
         if getattr(scheduler, "skipped", 0):
-            print(f"warning: {scheduler.skipped} damaged lines of {folder / RUNGS} skipped", flush=True)
+            print(f"warning: {scheduler.skipped} damaged lines of {files.rungs} skipped", flush=True)
         tune_config_of(tuner).scheduler = scheduler
     else:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
                 search_alg=make_searcher(space, folder, name, settings, args.max_concurrent, bool(args.resume)),
-                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS),
+                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, files.rungs),
                 num_samples=total,
                 reuse_actors=True,
             ),
-            run_config=run_config(folder, "tune", callbacks, settings["max_failures"]),
+            run_config=run_config(files.tune, callbacks, settings["max_failures"]),
         )
     seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
     print(
@@ -116,7 +118,8 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
     if len(board):
         cols = [c for c in ("rank", "trial_id", "baseline", "final_fid", "delta_vs_meanflow", "fid_kind") if c in board]
         print(board[cols].head(top).to_string(index=False))
-    print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
+    files, merged = SweepFolder(folder), ResultsFolder(folder.parent).leaderboard_csv
+    print(f"tables: {files.trials_csv}, {files.leaderboard_csv}, {merged}")
     for line in unfinished(rows, folder):
         print(line)
     if asha:
@@ -129,7 +132,7 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         )
         return signals.exit_code() or 130
     if not any(r["status"] == "completed" for r in rows) and any(r["status"] in FAILED for r in rows):
-        print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
+        print(f"{name}: every trial failed; see the error column of {files.trials_csv}")
         return 1
     return 0
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweep.folder import ResultsFolder, SweepFolder
 from sweep.ranking import rank
 from sweep.tables import merged_board, write_csv
 from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error, writable_dir
@@ -51,9 +52,9 @@ def run(argv=None) -> int:
     results = Path(args.results_dir)
     if args.top < 1:
         return usage_error(f"--top {args.top} must be at least 1")
-    if not results.is_dir() or not any(results.glob("*/trials.csv")):
+    tables = ResultsFolder(results).trials_tables()
+    if not results.is_dir() or not tables:
         return usage_error(f"no sweep results in {results}: run python -m sweep.run first")
-    tables = sorted(results.glob("*/trials.csv"))
     skipped = []
 
     def warn(text: str) -> None:
@@ -62,7 +63,8 @@ def run(argv=None) -> int:
 
     board = merged_board(results, warn=warn)  # read-only: printing writes nothing, not even a lock
     if len(skipped) == len(tables):
-        return usage_error(f"every sweep's trials.csv in {results} is damaged ({len(tables)}; named above)")
+        table = SweepFolder.trials_csv.name
+        return usage_error(f"every sweep's {table} in {results} is damaged ({len(tables)}; named above)")
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))
         if args.space not in spaces:

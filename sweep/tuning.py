@@ -41,19 +41,20 @@ def trial_resources(args) -> dict:
 
 
 def trial_fn(base: dict, folder: Path, resources: dict):
-    """The trainable with this sweep's base config and its finals folder, on ``resources`` per trial."""
+    """The trainable with this sweep's base config and its folder (for its finals), on ``resources`` per trial."""
     return tune.with_resources(
-        tune.with_parameters(trainable, base=base, finals=str(folder / "finals")),
+        tune.with_parameters(trainable, base=base, folder=str(folder)),
         {"cpu": resources["cpu"], "gpu": resources["gpu"]},
     )
 
 
-def run_config(folder: Path, name: str, callbacks: list, max_failures: int) -> tune.RunConfig:
-    """Tune's run settings. ``max_failures``: restarts of a trial whose worker, actor or node died (its own
-    failures end it with a status instead, and are never retried)."""
+def run_config(experiment: Path, callbacks: list, max_failures: int) -> tune.RunConfig:
+    """Tune's run settings, its experiment in ``experiment`` (``sweep.folder.SweepFolder``'s). ``max_failures``:
+    restarts of a trial whose worker, actor or node died (its own failures end it with a status instead, and are
+    never retried)."""
     return tune.RunConfig(
-        name=name,
-        storage_path=str(folder / "ray"),
+        name=experiment.name,
+        storage_path=str(experiment.parent),
         verbose=0,
         callbacks=callbacks,
         sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
