@@ -25,10 +25,11 @@ from pathlib import Path
 import pandas as pd
 
 from sweep import signals
-from sweep.flags import add_trial_flags, trial_flag_problem
+from sweep.flags import add_trial_flags, ray_options, trial_flag_problem
 from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
 from sweep.folder import ResultsFolder, SweepFolder
+from sweep.options import RayOptions
 from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_table, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, usage_error
@@ -222,9 +223,9 @@ def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     }
 
 
-def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
-    """Runs (or resumes) a confirmation; 0 when every seed ended, 128 + signal when stopped (130 Ctrl-C, 143
-    SIGTERM): interrupted runs run again when the same command is rerun."""
+def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=()) -> int:
+    """Runs (or resumes) a confirmation on the Ray ``options`` name; 0 when every seed ended, 128 + signal when
+    stopped (130 Ctrl-C, 143 SIGTERM): interrupted runs run again when the same command is rerun."""
     from ray import tune
 
     from search_spaces import SPACES
@@ -249,10 +250,10 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
         flush=True,
     )
     if jobs:
-        with ray_running(args.address):
-            resources = preflight(args, configs.of({}), folder.parent)
+        with ray_running(options.address):
+            resources = preflight(options, configs.of({}), folder.parent)
             fn = trial_fn(base, folder, resources)
-            callback = RecordsCallback(table, space, total, configs, quiet=args.quiet)
+            callback = RecordsCallback(table, space, total, configs, quiet=options.quiet)
 
             def on_deadline() -> int:  # Ray did not stop in time after a signal: what is on disk stays
                 table.interrupt_running()
@@ -262,11 +263,11 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
             tuner = tune.Tuner(
                 fn,
                 param_space={JOB: tune.grid_search(jobs)},
-                tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
+                tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=options.max_concurrent),
                 run_config=run_config(
                     SweepFolder(folder).confirm_run(time.strftime("%Y%m%d-%H%M%S")),
                     [signals.GracefulStop(on_deadline), callback],
-                    args.max_failures,
+                    options.max_failures,
                 ),
             )
             fit(tuner, table)
@@ -325,7 +326,7 @@ def run(args) -> int:
     from sweep.cluster import ClusterError
 
     try:
-        return confirm(args, folder, args.top, args.seeds, objectives)
+        return confirm(ray_options(args), folder, args.top, args.seeds, objectives)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
 

@@ -14,6 +14,7 @@ from sweep.progress import RecordsCallback, named
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
 from sweep.folder import ResultsFolder, SweepFolder
+from sweep.options import SweepOptions
 from sweep.ranking import rank
 from sweep.tables import DamagedTable, SweepTable, load_sweep_json
 from search_spaces import SPACES
@@ -24,8 +25,11 @@ from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with
 from trainer.runtime import atomic_write_json
 
 
-def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict, make_trial=trial_fn) -> int:
-    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume.
+def run_sweep(
+    options: SweepOptions, folder: Path, space, preset: str, base: dict, settings: dict, make_trial=trial_fn
+) -> int:
+    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume;
+    ``options``: how it runs (which Ray, resume or start, a confirmation after).
 
     ``make_trial(base, folder, resources)``: the trainable with its resources (``sweep.tuning.trial_fn``;
     ``sweep.simulate`` gives its simulated trial).
@@ -34,11 +38,11 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
     data, cache and results folder) before anything is written.
     """
     configs = Configs(base)  # a trial's config: built once here (kept for the callbacks), once in its worker
-    with ray_running(args.address):
-        resources = preflight(args, configs.of({}), folder.parent)
-        if not args.resume:
+    with ray_running(options.ray.address):
+        resources = preflight(options.ray, configs.of({}), folder.parent)
+        if not options.resume:
             write_sweep_json(folder, space, preset, base, settings)
-        return search(args, folder, space, preset, configs, settings, resources, make_trial)
+        return search(options, folder, space, preset, configs, settings, resources, make_trial)
 
 
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
@@ -48,12 +52,19 @@ def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dic
 
 
 def search(
-    args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict, make_trial=trial_fn
+    options: SweepOptions,
+    folder: Path,
+    space,
+    preset: str,
+    configs: Configs,
+    settings: dict,
+    resources: dict,
+    make_trial=trial_fn,
 ) -> int:
     name, total, base = folder.name, settings["trials"] * settings["seeds"], configs.base
     files = SweepFolder(folder)
     table = SweepTable(folder.parent, name, space.name)
-    callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
+    callback = RecordsCallback(table, space, total, configs, quiet=options.ray.quiet, needs_gpu=resources["gpu"] > 0)
 
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
         return summarize(folder, name, total, asha=settings["scheduler"] != "none")
@@ -66,7 +77,7 @@ def search(
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
     fn = make_trial(base, folder, resources)
     path = str(files.tune)
-    if args.resume and tune.Tuner.can_restore(path):
+    if options.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
         with_callbacks(tuner, callbacks)
@@ -79,7 +90,7 @@ def search(
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(space, folder, name, settings, args.max_concurrent, bool(args.resume)),
+                search_alg=make_searcher(space, folder, name, settings, options.ray.max_concurrent, options.resume),
                 scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, files.rungs),
                 num_samples=total,
                 reuse_actors=True,
@@ -96,8 +107,8 @@ def search(
     if sum(r["status"] in ENDED for r in table.rows.values()) >= total:
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
     code = summarize(folder, name, total, asha=settings["scheduler"] != "none")
-    if code == 0 and getattr(args, "confirm_top", 0):
-        code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
+    if code == 0 and options.confirm_top:
+        code = confirm(options.ray, folder, options.confirm_top, options.confirm_seeds)
     return code
 
 

@@ -24,8 +24,9 @@ import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, trial_flag_problem  # noqa: E402
+from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, ray_options, trial_flag_problem  # noqa: E402
 from sweep.folder import ResultsFolder, SweepFolder  # noqa: E402
+from sweep.options import SweepOptions  # noqa: E402
 from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
@@ -374,8 +375,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quiet:
         quiet_ray()
+    options = SweepOptions(
+        ray=ray_options(args),
+        resume=bool(args.resume),  # check_args has decided --resume auto
+        confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds,
+    )
     try:
-        return run_sweep(args, folder, space, preset, base, settings)
+        return run_sweep(options, folder, space, preset, base, settings)
     except ClusterError as e:  # raised before anything is written
         return usage_error(str(e))
 

@@ -3,13 +3,13 @@ the callbacks and tables), with the simulated trial on simulated GPUs, and the R
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweep.folder import SweepFolder
+from sweep.options import RayOptions, SweepOptions
 from sweep.simulate.model import SimModel
 
 SIM_GPU = "sim_gpu"  # the Ray custom resource a simulated trial holds one of
@@ -195,14 +195,8 @@ def _sweep(space, strategy, *, rep, gpus, trials, model, folder: Path, log: Path
     from sweep.driver import run_sweep
 
     folder.mkdir(parents=True)
-    args = argparse.Namespace(
-        address=None,
-        resume=False,
-        quiet=True,
-        max_concurrent=gpus,
-        confirm_top=0,
-        cpus_per_trial=CPU_PER_TRIAL,
-        gpus_per_trial=0.0,
+    options = SweepOptions(
+        ray=RayOptions(quiet=True, max_concurrent=gpus, cpus_per_trial=CPU_PER_TRIAL, gpus_per_trial=0.0)
     )
     from sweep.run import OLD_SWEEP_SETTINGS  # sweep.run's defaults of the settings it saves
 
@@ -213,6 +207,6 @@ def _sweep(space, strategy, *, rep, gpus, trials, model, folder: Path, log: Path
     timer = ResultTimer()
     with open(files.driver_log, "w") as out, contextlib.redirect_stdout(out), timer.timing():
         wall, cpu = time.perf_counter(), time.process_time()
-        code = run_sweep(args, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
+        code = run_sweep(options, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return Run(strategy, rep, gpus, trials, folder, wall, cpu, code, timer.cpu_s, timer.count, log)
