@@ -224,8 +224,9 @@ def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
 
 
 def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=()) -> int:
-    """Runs (or resumes) a confirmation on the Ray ``options`` name; 0 when every seed ended, 128 + signal when
-    stopped (130 Ctrl-C, 143 SIGTERM): interrupted runs run again when the same command is rerun."""
+    """Runs (or resumes) a confirmation, on the Ray and with the trial placement ``options`` give; 0 when every
+    seed ended, 128 + signal when stopped (130 Ctrl-C, 143 SIGTERM): interrupted runs run again when the same
+    command is rerun."""
     from ray import tune
 
     from search_spaces import SPACES
@@ -233,6 +234,7 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB
 
+    files = SweepFolder(folder)
     saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
     configs = Configs(base)
@@ -265,7 +267,7 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
                 param_space={JOB: tune.grid_search(jobs)},
                 tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=options.max_concurrent),
                 run_config=run_config(
-                    SweepFolder(folder).confirm_run(time.strftime("%Y%m%d-%H%M%S")),
+                    files.confirm_run(time.strftime("%Y%m%d-%H%M%S")),
                     [signals.GracefulStop(on_deadline), callback],
                     options.max_failures,
                 ),
@@ -273,11 +275,11 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
             fit(tuner, table)
     table.load()
     summary = summarize_confirmation(list(table.rows.values()), plan)
-    write_csv(summary, SweepFolder(folder).confirm_csv)
+    write_csv(summary, files.confirm_csv)
     write_board(folder)
     merge_leaderboards(folder.parent)
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
-    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {SweepFolder(folder).confirm_csv}")
+    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {files.confirm_csv}")
     if len(ended_runs(table)) < total:
         print(rerun_line(folder), flush=True)
         return signals.exit_code() or 130
@@ -304,8 +306,9 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    folder = ResultsFolder(Path(args.results_dir).absolute()).sweep(args.name).path
-    if not SweepFolder(folder).sweep_json.is_file():
+    files = ResultsFolder(Path(args.results_dir).absolute()).sweep(args.name)
+    folder = files.path
+    if not files.sweep_json.is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
     if args.top < 0:
         return usage_error(f"--top {args.top} must be 0 or more")

@@ -208,13 +208,14 @@ def check_resume(folder: Path) -> dict:
     """A sweep's saved state, checked before Ray starts: sweep.json, trials.csv and the Optuna study."""
     from sweep.tables import DamagedTable, load_sweep_json, read_table
 
+    files = SweepFolder(folder)
     try:
         saved = load_sweep_json(folder)
-        read_table(SweepFolder(folder).trials_csv)
+        read_table(files.trials_csv)
     except DamagedTable as e:
         raise UsageError(str(e)) from None
     check_owned(folder)
-    db = SweepFolder(folder).optuna_db
+    db = files.optuna_db
     if saved.get("storage", "sqlite") == "sqlite" and db.exists():
         import sqlite3
 
