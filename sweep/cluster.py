@@ -14,6 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
+from sweep.folder import ResultsFolder
+
 PROBE_TIMEOUT_S = 10  # a TCP connection to the head
 CONNECT_TIMEOUT_S = 30  # joining the cluster
 NODE_CHECK_TIMEOUT_S = 120  # every node's check task
@@ -159,8 +161,8 @@ def check_nodes(cfg, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -
 
     data = {"dataset": cfg.dataset, "data_dir": cfg.data_dir, "fid_mode": cfg.fid_mode, "fid_cache": cfg.fid_cache}
     results_dir.mkdir(parents=True, exist_ok=True)
-    marker = f".node-check-{uuid.uuid4().hex}"
-    (results_dir / marker).write_text("written by the sweep driver\n")
+    marker = ResultsFolder(results_dir).node_check(uuid.uuid4().hex)
+    marker.write_text("written by the sweep driver\n")
     remote = ray.remote(num_cpus=0)(node_check)
     try:
         nodes = alive_nodes()
@@ -168,7 +170,7 @@ def check_nodes(cfg, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -
             n["NodeManagerAddress"] + " (" + n["NodeID"][:8] + ")": (
                 n,
                 remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
-                    data, str(results_dir), marker
+                    data, str(results_dir), marker.name
                 ),
             )
             for n in nodes
@@ -186,7 +188,7 @@ def check_nodes(cfg, results_dir: Path, timeout: float = NODE_CHECK_TIMEOUT_S) -
             if problems:
                 raise ClusterError(f"node {name}: {'; '.join(problems)}")
     finally:
-        (results_dir / marker).unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
 
 
 def gpu_wait_note(waiting: int, needs_gpu: bool) -> str | None:

@@ -25,9 +25,11 @@ from pathlib import Path
 import pandas as pd
 
 from sweep import signals
-from sweep.flags import add_trial_flags, trial_flag_problem
+from sweep.flags import add_trial_flags, ray_options, trial_flag_problem
 from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
+from sweep.folder import ResultsFolder, SweepFolder
+from sweep.options import RayOptions
 from sweep.tables import SweepTable, load_sweep_json, merge_leaderboards, read_table, write_board, write_csv
 from sweep.stats import LEVEL, holm, paired_test, t_interval, verdict
 from trainer.cli import Parser, usage_error
@@ -47,7 +49,7 @@ def configs_to_confirm(folder: Path, space, configs: Configs, top: int, objectiv
     if REFERENCE not in {c["baseline"] for c in out.values()}:  # the reference is always confirmed
         params = {"objective": REFERENCE}
         out.setdefault(configs.hash_of(params), {"label": REFERENCE, "baseline": REFERENCE, "params": params})
-    trials = read_table(folder / "trials.csv")
+    trials = read_table(SweepFolder(folder).trials_csv)
     if not trials.empty and "final_fid" in trials:
         done = trials[trials["status"] == "completed"]
         params = [{k: v for k, v in row_params(r).items() if k != "seed"} for r in done.to_dict("records")]
@@ -76,7 +78,7 @@ def baseline_params(space) -> dict[str, dict]:
 
 def check_plan(plan) -> None:
     """A confirmation plan read back from confirm.json holds what load_plan wrote, each value of its type;
-    raises ValueError (KeyError or TypeError for a missing field) otherwise."""
+    raises ValueError (KeyError or TypeError for a missing field) otherwise (``load_plan`` names the file)."""
     from trainer.config import SEED_MAX
 
     def count(v, low, high):
@@ -103,30 +105,30 @@ def check_plan(plan) -> None:
         )
     )
     if not good:
-        raise ValueError("confirm.json holds a value of the wrong type or range")
+        raise ValueError("the plan holds a value of the wrong type or range")
 
 
 def load_plan(folder: Path, space, configs: Configs, top: int, seeds: int, objectives=()) -> dict:
     """The confirmation's configs and seeds: made once, then read back on resume (confirm.json)."""
-    path = folder / "confirm.json"
+    files = SweepFolder(folder)
+    path = files.confirm_json
+    others = f"{files.confirm_trials_csv.name} and {files.confirm_csv.name}"  # removed with it, it starts anew
     if path.is_file():
         try:
             plan = json.loads(path.read_text())
             check_plan(plan)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
-            raise ValueError(
-                f"{path} is damaged: remove it, confirm_trials.csv and confirm.csv to start the confirmation anew"
-            ) from None
+            raise ValueError(f"{path} is damaged: remove it, {others} to start the confirmation anew") from None
         asked = sorted(objectives)
         if (plan["top"], len(plan["seeds"]), plan.get("objectives", [])) != (top, seeds, asked):
             held = ",".join(plan.get("objectives", [])) or "none"
             raise ValueError(
                 f"{path} holds a confirmation with --top {plan['top']} --seeds {len(plan['seeds'])} "
                 f"--objectives {held}; "
-                "rerun with those to resume it, or remove confirm.json, confirm_trials.csv and confirm.csv"
+                f"rerun with those to resume it, or remove {path.name}, {others}"
             )
         return plan
-    used = read_table(folder / "trials.csv").get(CONFIG + "seed", pd.Series(dtype=float))
+    used = read_table(files.trials_csv).get(CONFIG + "seed", pd.Series(dtype=float))
     used = pd.to_numeric(used, errors="coerce")
     first = int(used.max()) + 1 if used.notna().any() else configs.of({}).seed + 1
     plan = {
@@ -221,9 +223,10 @@ def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     }
 
 
-def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
-    """Runs (or resumes) a confirmation; 0 when every seed ended, 128 + signal when stopped (130 Ctrl-C, 143
-    SIGTERM): interrupted runs run again when the same command is rerun."""
+def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=()) -> int:
+    """Runs (or resumes) a confirmation, on the Ray and with the trial placement ``options`` give; 0 when every
+    seed ended, 128 + signal when stopped (130 Ctrl-C, 143 SIGTERM): interrupted runs run again when the same
+    command is rerun."""
     from ray import tune
 
     from search_spaces import SPACES
@@ -231,6 +234,7 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB
 
+    files = SweepFolder(folder)
     saved = load_sweep_json(folder)
     space, base = SPACES[saved["space"]], saved["base"]
     configs = Configs(base)
@@ -248,10 +252,10 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
         flush=True,
     )
     if jobs:
-        with ray_running(args.address):
-            resources = preflight(args, configs.of({}), folder.parent)
+        with ray_running(options.address):
+            resources = preflight(options, configs.of({}), folder.parent)
             fn = trial_fn(base, folder, resources)
-            callback = RecordsCallback(table, space, total, configs, quiet=args.quiet)
+            callback = RecordsCallback(table, space, total, configs, quiet=options.quiet)
 
             def on_deadline() -> int:  # Ray did not stop in time after a signal: what is on disk stays
                 table.interrupt_running()
@@ -261,22 +265,21 @@ def confirm(args, folder: Path, top: int, seeds: int, objectives=()) -> int:
             tuner = tune.Tuner(
                 fn,
                 param_space={JOB: tune.grid_search(jobs)},
-                tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=args.max_concurrent),
+                tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=options.max_concurrent),
                 run_config=run_config(
-                    folder,
-                    f"confirm-{time.strftime('%Y%m%d-%H%M%S')}",
+                    files.confirm_run(time.strftime("%Y%m%d-%H%M%S")),
                     [signals.GracefulStop(on_deadline), callback],
-                    args.max_failures,
+                    options.max_failures,
                 ),
             )
             fit(tuner, table)
     table.load()
     summary = summarize_confirmation(list(table.rows.values()), plan)
-    write_csv(summary, folder / "confirm.csv")
+    write_csv(summary, files.confirm_csv)
     write_board(folder)
     merge_leaderboards(folder.parent)
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
-    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {folder / 'confirm.csv'}")
+    print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {files.confirm_csv}")
     if len(ended_runs(table)) < total:
         print(rerun_line(folder), flush=True)
         return signals.exit_code() or 130
@@ -303,8 +306,9 @@ def main(argv=None) -> int:
 
 
 def run(args) -> int:
-    folder = Path(args.results_dir).absolute() / args.name
-    if not (folder / "sweep.json").is_file():
+    files = ResultsFolder(Path(args.results_dir).absolute()).sweep(args.name)
+    folder = files.path
+    if not files.sweep_json.is_file():
         return usage_error(f"--name {args.name!r}: there is no sweep {folder}")
     if args.top < 0:
         return usage_error(f"--top {args.top} must be 0 or more")
@@ -325,7 +329,7 @@ def run(args) -> int:
     from sweep.cluster import ClusterError
 
     try:
-        return confirm(args, folder, args.top, args.seeds, objectives)
+        return confirm(ray_options(args), folder, args.top, args.seeds, objectives)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
 

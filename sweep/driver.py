@@ -13,18 +13,23 @@ from sweep.confirm import confirm
 from sweep.progress import RecordsCallback, named
 from sweep.columns import ENDED, FAILED
 from sweep.configs import Configs
+from sweep.folder import ResultsFolder, SweepFolder
+from sweep.options import SweepOptions
 from sweep.ranking import fid_columns, rank
 from sweep.tables import DamagedTable, SweepTable, load_sweep_json
 from search_spaces import SPACES
 from sweep.adapters import tune_config_of
-from sweep.search import RUNGS, close_orphans, make_scheduler, make_searcher
+from sweep.search import close_orphans, make_scheduler, make_searcher
 from sweep.study import study_storage
 from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with_callbacks
 from trainer.runtime import atomic_write_json
 
 
-def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict, make_trial=trial_fn) -> int:
-    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume.
+def run_sweep(
+    options: SweepOptions, folder: Path, space, preset: str, base: dict, settings: dict, make_trial=trial_fn
+) -> int:
+    """The search; ``settings`` (trials, seeds, seed, scheduler, metric, objectives) are saved for --resume;
+    ``options``: how it runs (which Ray, resume or start, a confirmation after).
 
     ``make_trial(base, folder, resources)``: the trainable with its resources (``sweep.tuning.trial_fn``;
     ``sweep.simulate`` gives its simulated trial).
@@ -33,25 +38,33 @@ def run_sweep(args, folder: Path, space, preset: str, base: dict, settings: dict
     data, cache and results folder) before anything is written.
     """
     configs = Configs(base)  # a trial's config: built once here (kept for the callbacks), once in its worker
-    with ray_running(args.address):
-        resources = preflight(args, configs.of({}), folder.parent)
-        if not args.resume:
+    with ray_running(options.ray.address):
+        resources = preflight(options.ray, configs.of({}), folder.parent)
+        if not options.resume:
             write_sweep_json(folder, space, preset, base, settings)
-        return search(args, folder, space, preset, configs, settings, resources, make_trial)
+        return search(options, folder, space, preset, configs, settings, resources, make_trial)
 
 
 def write_sweep_json(folder: Path, space, preset: str, base: dict, settings: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)  # a failed start may have left it, empty
     record = {"name": folder.name, "space": space.name, "preset": preset, "base": base, **settings}
-    atomic_write_json(folder / "sweep.json", {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    atomic_write_json(SweepFolder(folder).sweep_json, {**record, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
 
 def search(
-    args, folder: Path, space, preset: str, configs: Configs, settings: dict, resources: dict, make_trial=trial_fn
+    options: SweepOptions,
+    folder: Path,
+    space,
+    preset: str,
+    configs: Configs,
+    settings: dict,
+    resources: dict,
+    make_trial=trial_fn,
 ) -> int:
     name, total, base = folder.name, settings["trials"] * settings["seeds"], configs.base
+    files = SweepFolder(folder)
     table = SweepTable(folder.parent, name, space.name)
-    callback = RecordsCallback(table, space, total, configs, quiet=args.quiet, needs_gpu=resources["gpu"] > 0)
+    callback = RecordsCallback(table, space, total, configs, quiet=options.ray.quiet, needs_gpu=resources["gpu"] > 0)
 
     def on_deadline() -> int:  # Tune did not stop in time after a signal: the summary from our own tables
         return summarize(folder, name, total, asha=settings["scheduler"] != "none")
@@ -63,26 +76,26 @@ def search(
         uri = settings["mlflow"] or default_uri(folder)
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
     fn = make_trial(base, folder, resources)
-    path = str(folder / "ray" / "tune")
-    if args.resume and tune.Tuner.can_restore(path):
+    path = str(files.tune)
+    if options.resume and tune.Tuner.can_restore(path):
         # trials that ended in an infrastructure error continue from their last checkpoint
         tuner = tune.Tuner.restore(path, trainable=fn, resume_unfinished=True, resume_errored=True)
         with_callbacks(tuner, callbacks)
         # Ray restores no scheduler state: ASHA continues from the rungs it wrote
-        scheduler = make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS, resume=True)
+        scheduler = make_scheduler(settings["scheduler"], configs.of({}), space, files.rungs, resume=True)
         if getattr(scheduler, "skipped", 0):
-            print(f"warning: {scheduler.skipped} damaged lines of {folder / RUNGS} skipped", flush=True)
+            print(f"warning: {scheduler.skipped} damaged lines of {files.rungs} skipped", flush=True)
         tune_config_of(tuner).scheduler = scheduler
     else:
         tuner = tune.Tuner(
             fn,
             tune_config=tune.TuneConfig(
-                search_alg=make_searcher(space, folder, name, settings, args.max_concurrent, bool(args.resume)),
-                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, folder / RUNGS),
+                search_alg=make_searcher(space, folder, name, settings, options.ray.max_concurrent, options.resume),
+                scheduler=make_scheduler(settings["scheduler"], configs.of({}), space, files.rungs),
                 num_samples=total,
                 reuse_actors=True,
             ),
-            run_config=run_config(folder, "tune", callbacks, settings["max_failures"]),
+            run_config=run_config(files.tune, callbacks, settings["max_failures"]),
         )
     seeds = f" x {settings['seeds']} seeds" if settings["seeds"] > 1 else ""
     print(
@@ -94,8 +107,8 @@ def search(
     if sum(r["status"] in ENDED for r in table.rows.values()) >= total:
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
     code = summarize(folder, name, total, asha=settings["scheduler"] != "none")
-    if code == 0 and getattr(args, "confirm_top", 0):
-        code = confirm(args, folder, args.confirm_top, args.confirm_seeds)
+    if code == 0 and options.confirm_top:
+        code = confirm(options.ray, folder, options.confirm_top, options.confirm_seeds)
     return code
 
 
@@ -120,7 +133,8 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         cols = [c for c in ("rank", "trial_id", "objective", *fids, "delta_vs_meanflow", "fid_kind") if c in board]
         print(f"ranked by {metric}" if metric != "final_fid" else "ranked by final_fid (the protocol's 10 steps)")
         print(board[cols].head(top).to_string(index=False))
-    print(f"tables: {folder / 'trials.csv'}, {folder / 'leaderboard.csv'}, {folder.parent / 'leaderboard.csv'}")
+    files, merged = SweepFolder(folder), ResultsFolder(folder.parent).leaderboard_csv
+    print(f"tables: {files.trials_csv}, {files.leaderboard_csv}, {merged}")
     for line in unfinished(rows, folder):
         print(line)
     if asha:
@@ -133,7 +147,7 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
         )
         return signals.exit_code() or 130
     if not any(r["status"] == "completed" for r in rows) and any(r["status"] in FAILED for r in rows):
-        print(f"{name}: every trial failed; see the error column of {folder / 'trials.csv'}")
+        print(f"{name}: every trial failed; see the error column of {files.trials_csv}")
         return 1
     return 0
 

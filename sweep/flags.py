@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from sweep.options import RayOptions
+
 # Optuna samplers a sweep can use (sweep.search.SAMPLERS builds them; named here so the CLI loads no Optuna)
 SAMPLER_NAMES = ("tpe", "random", "tpe-group", "sobol")
 SCHEDULERS = ("none", "asha", "hyperband")  # sweep.search.make_scheduler builds them
@@ -21,6 +23,18 @@ def add_trial_flags(p: argparse.ArgumentParser) -> None:
         "--max-failures", type=int, default=3, help="restarts of a trial whose worker, actor or node died (default 3)"
     )
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+
+
+def ray_options(args: argparse.Namespace) -> RayOptions:
+    """The shared flags as the library takes them."""
+    return RayOptions(
+        address=args.address,
+        gpus_per_trial=args.gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        quiet=args.quiet,
+    )
 
 
 def trial_flag_problem(args: argparse.Namespace) -> str | None:

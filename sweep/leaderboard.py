@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweep.folder import ResultsFolder, SweepFolder
 from sweep.ranking import fid_columns
 from sweep.tables import merged_board, ranked, read_confirmations, write_csv
 from trainer.cli import Parser, ctrl_c_handled, interrupted, usage_error, writable_dir
@@ -66,9 +67,9 @@ def run(argv=None) -> int:
     results = Path(args.results_dir)
     if args.top < 1:
         return usage_error(f"--top {args.top} must be at least 1")
-    if not results.is_dir() or not any(results.glob("*/trials.csv")):
+    tables = ResultsFolder(results).trials_tables()
+    if not results.is_dir() or not tables:
         return usage_error(f"no sweep results in {results}: run python -m sweep.run first")
-    tables = sorted(results.glob("*/trials.csv"))
     skipped = []
 
     def warn(text: str) -> None:
@@ -77,7 +78,8 @@ def run(argv=None) -> int:
 
     board = merged_board(results, warn=warn)  # read-only: printing writes nothing, not even a lock
     if len(skipped) == len(tables):
-        return usage_error(f"every sweep's trials.csv in {results} is damaged ({len(tables)}; named above)")
+        table = SweepFolder.trials_csv.name
+        return usage_error(f"every sweep's {table} in {results} is damaged ({len(tables)}; named above)")
     if args.metric != "final_fid":
         measured = fid_columns(board)  # the FIDs the completed trials measured
         if args.metric not in measured:
@@ -92,7 +94,7 @@ def run(argv=None) -> int:
             )
         board = board[board["space"] == args.space]
     if args.space or args.metric != "final_fid":  # ranked again: within the space, by the metric
-        board = ranked(board, read_confirmations(sorted(results.glob("*/confirm.csv"))), args.metric)
+        board = ranked(board, read_confirmations(ResultsFolder(results).confirm_tables()), args.metric)
     board = board.groupby("fid_kind", sort=False).head(args.top) if len(board) else board
     if args.csv:
         problem = writable_dir(str(Path(args.csv).parent), "--csv's folder")

@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sweep.columns import CONFIRM_COLUMNS  # noqa: E402
+from sweep.folder import ResultsFolder, SweepFolder, TrialFolder  # noqa: E402
 from sweep.ranking import attach_confirmations, fid_columns, pareto_front, rank  # noqa: E402
 from sweep.tables import DamagedTable, read_confirmations, read_csv, read_table  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
@@ -174,12 +175,13 @@ def _img(path: Path, alt: str) -> str:
 
 def build(folder: Path) -> Path:
     """Writes ``<folder>/report/*.png`` and ``<folder>/report.html``; returns the HTML path."""
-    trials = read_table(folder / "trials.csv")
+    files = SweepFolder(folder)
+    trials = read_table(files.trials_csv)
     if trials.empty:
-        raise FileNotFoundError(f"{folder / 'trials.csv'} has no trials yet")
-    out = folder / "report"
+        raise FileNotFoundError(f"{files.trials_csv} has no trials yet")
+    out = files.report_figures
     out.mkdir(exist_ok=True)
-    board = attach_confirmations(rank(trials), read_confirmations([folder / "confirm.csv"]))
+    board = attach_confirmations(rank(trials), read_confirmations([files.confirm_csv]))
     parts = [
         f"<h1>Sweep {html.escape(folder.name)}</h1>",
         f"<p>{len(trials)} trials: "
@@ -194,7 +196,7 @@ def build(folder: Path) -> Path:
             _img(plot_leaderboard(board, out), "leaderboard"),
             _table(board.head(TOP)),
         ]
-        confirm = read_csv(folder / "confirm.csv")
+        confirm = read_csv(files.confirm_csv)
         if not confirm.empty:
             parts += [
                 "<h2>Confirmation on fresh seeds</h2>",
@@ -232,7 +234,7 @@ def build(folder: Path) -> Path:
             f"<figure>{_img(p, label)}<figcaption>{html.escape(label)}</figcaption></figure>" for label, p in grids
         ]
         if not grids:
-            parts.append("<p>No sample grids found (trials write samples.png at the end).</p>")
+            parts.append(f"<p>No sample grids found (trials write {TrialFolder.samples_png.name} at the end).</p>")
     else:
         parts.append("<p>No completed trials yet.</p>")
     values, why = importances(folder)
@@ -248,8 +250,8 @@ def build(folder: Path) -> Path:
         + "\n".join(parts)
         + "</body></html>"
     )
-    atomic_write_bytes(folder / "report.html", page.encode())
-    return folder / "report.html"
+    atomic_write_bytes(files.report_html, page.encode())
+    return files.report_html
 
 
 def _table(board: pd.DataFrame) -> str:
@@ -278,7 +280,7 @@ def _frame_table(board: pd.DataFrame, cols: list[str]) -> str:
 
 
 def latest_sweep(results: Path) -> Path | None:
-    folders = [p.parent for p in results.glob("*/trials.csv")]
+    folders = [p.parent for p in ResultsFolder(results).trials_tables()]
     return max(folders, key=lambda p: p.stat().st_mtime, default=None)
 
 
@@ -289,8 +291,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     results = Path(args.results_dir)
     folder = results / args.name if args.name else latest_sweep(results)
-    if folder is None or not (folder / "trials.csv").is_file():
-        names = sorted(q.parent.name for q in results.glob("*/trials.csv"))
+    if folder is None or not SweepFolder(folder).trials_csv.is_file():
+        names = sorted(q.parent.name for q in ResultsFolder(results).trials_tables())
         return usage_error(
             f"no sweep {args.name or ''} with results in {results}; sweeps there: {', '.join(names) or 'none'}"
         )

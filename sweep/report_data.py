@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.columns import row_params
+from sweep.folder import TrialFolder
 from trainer.config import TrainConfig, from_flat
 from trainer.objectives import make_traj_params
 
@@ -50,17 +51,20 @@ def schedule_curves(top: pd.DataFrame, baselines: list[str]) -> list[tuple[str, 
     return rows
 
 
-def trial_dirs(trials: pd.DataFrame) -> dict[str, Path]:
+def trial_dirs(trials: pd.DataFrame) -> dict[str, TrialFolder]:
     """Each trial's folder as Tune reported it when the trial started (the ``trial_dir`` column)."""
     if "trial_dir" not in trials:
         return {}
-    return {str(t): Path(d) for t, d in zip(trials["trial_id"], trials["trial_dir"]) if isinstance(d, str)}
+    return {str(t): TrialFolder(d) for t, d in zip(trials["trial_id"], trials["trial_dir"]) if isinstance(d, str)}
+
+
+NOWHERE = TrialFolder("/nonexistent")  # a trial without a recorded folder: none of its files exist
 
 
 def intermediate_curves(trials: pd.DataFrame, trial_ids: list[str]) -> dict[str, pd.DataFrame]:
     dirs, out = trial_dirs(trials), {}
     for tid in trial_ids:
-        progress = dirs.get(tid, Path("/nonexistent")) / "progress.csv"
+        progress = dirs.get(tid, NOWHERE).progress_csv
         if progress.is_file():
             df = pd.read_csv(progress)
             if "intermediate_fid" in df:
@@ -71,7 +75,7 @@ def intermediate_curves(trials: pd.DataFrame, trial_ids: list[str]) -> dict[str,
 
 
 def sample_grid_paths(trials: pd.DataFrame, board: pd.DataFrame, top_ids: list[str]) -> list[tuple[str, Path]]:
-    """(label, samples.png) for the top trials and the best run of each baseline in the sweep."""
+    """(label, sample grid) for the top trials and the best run of each baseline in the sweep."""
     dirs, out, named = trial_dirs(trials), [], labels(board)
     chosen = [(f"#{i + 1} {named.get(tid, tid)}", tid) for i, tid in enumerate(top_ids)]
     if "baseline" in board:
@@ -79,7 +83,7 @@ def sample_grid_paths(trials: pd.DataFrame, board: pd.DataFrame, top_ids: list[s
             tid = group.sort_values("final_fid")["trial_id"].iloc[0]
             chosen.append((f"baseline {name} ({tid})", tid))
     for label, tid in chosen:  # labels are distinct: a top trial that is also a baseline is shown twice, labelled
-        png = dirs.get(tid, Path("/nonexistent")) / "out" / "samples.png"
+        png = dirs.get(tid, NOWHERE).samples_png
         if png.is_file():
             out.append((label, png))
     return out
@@ -90,13 +94,14 @@ def importances(folder: Path) -> tuple[dict[str, float], str]:
     import optuna
 
     from sweep.tables import DamagedTable, load_sweep_json
-    from sweep.study import STUDY_FILES, study_storage
+    from sweep.study import study_file, study_storage
 
     try:
         kind = load_sweep_json(folder).get("storage", "sqlite")  # the storage the sweep used
     except DamagedTable as e:
         return {}, f"Importances need the sweep's settings: {e}"
-    if kind in STUDY_FILES and not (folder / STUDY_FILES[kind]).is_file():
+    file = study_file(kind, folder)
+    if file is not None and not file.is_file():
         return {}, "No Optuna study in this sweep folder."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

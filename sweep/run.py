@@ -24,12 +24,14 @@ import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, trial_flag_problem  # noqa: E402
+from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, ray_options, trial_flag_problem  # noqa: E402
+from sweep.folder import ResultsFolder, SweepFolder  # noqa: E402
+from sweep.options import SweepOptions  # noqa: E402
 from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
 from trainer.config import PRESETS, SEED_MAX  # noqa: E402
 
 
-COMPILE_CACHE = "compile-cache"  # <results-dir>/compile-cache: the compiled graphs every trial of every sweep shares
+COMPILE_CACHE = ResultsFolder.compile_cache.name  # no sweep may take the name of the folder all sweeps share
 SETTING_KEYS = (
     "trials",
     "seeds",
@@ -118,7 +120,7 @@ def parse(argv=None) -> argparse.Namespace:
         default=None,
         metavar="URI",
         help="log the sweep to MLflow (a parent run, a child run per trial); default store: "
-        "sqlite:///<sweep>/mlflow.db (needs pip install -e '.[mlflow]')",
+        f"sqlite:///<sweep>/{SweepFolder.mlflow_db.name} (needs pip install -e '.[mlflow]')",
     )
     p.add_argument("--confirm-top", type=int, default=0, help="after the search, confirm the top K configs")
     p.add_argument("--confirm-seeds", type=int, default=3, help="fresh seeds per config for --confirm-top")
@@ -184,15 +186,18 @@ def check_args(args: argparse.Namespace) -> Path:
     if problem:
         raise UsageError(problem)
     name = args.name or f"{args.space}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = results / name
-    started = (folder / "sweep.json").exists() or (folder / "trials.csv").exists()
+    files = ResultsFolder(results).sweep(name)
+    folder = files.path
+    started = files.sweep_json.exists() or files.trials_csv.exists()
     if args.resume == "auto":  # the same command on every run of a batch job: continue, or start
         args.resume = started
         print(f"--resume auto: {'continuing' if started else 'starting'} sweep {name}", flush=True)
     if args.resume and not folder.is_dir():
         raise UsageError(f"--resume: there is no sweep {name!r} in {results}")
     if args.resume and not started:
-        raise UsageError(f"sweep {name!r} never started (its folder has no sweep.json): run it again without --resume")
+        raise UsageError(
+            f"sweep {name!r} never started (its folder has no {files.sweep_json.name}): run it again without --resume"
+        )
     if not args.resume and started:
         raise UsageError(f"sweep {name!r} already exists in {results}: use --resume to continue it or another --name")
     # a folder without sweep.json or trials.csv is what a failed start left: a new run takes it over
@@ -203,13 +208,14 @@ def check_resume(folder: Path) -> dict:
     """A sweep's saved state, checked before Ray starts: sweep.json, trials.csv and the Optuna study."""
     from sweep.tables import DamagedTable, load_sweep_json, read_table
 
+    files = SweepFolder(folder)
     try:
         saved = load_sweep_json(folder)
-        read_table(folder / "trials.csv")
+        read_table(files.trials_csv)
     except DamagedTable as e:
         raise UsageError(str(e)) from None
     check_owned(folder)
-    db = folder / "optuna.db"
+    db = files.optuna_db
     if saved.get("storage", "sqlite") == "sqlite" and db.exists():
         import sqlite3
 
@@ -225,8 +231,9 @@ def check_owned(folder: Path) -> None:
     """--resume unpickles Tune's saved state (running whatever code the pickles name), so the sweep's folders
     and pickles must be the user's own and writable by nobody else: a shared results folder is untrusted."""
     me = os.getuid()
-    paths = [folder, *folder.glob("ray"), *folder.glob("ray/*"), *folder.glob("ray/*/*.pkl")]
-    paths += list(folder.glob("ray/*/*/*.pkl"))  # each trial's params.pkl
+    ray = SweepFolder(folder).ray
+    paths = [folder, *folder.glob(ray.name), *ray.glob("*"), *ray.glob("*/*.pkl")]
+    paths += list(ray.glob("*/*/*.pkl"))  # each trial's params.pkl
     for path in paths:
         try:
             info = path.lstat()
@@ -250,8 +257,9 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         raise UsageError(f"--storage {args.storage!r} is not sqlite, journal or a database URL (scheme://...)")
     if "://" in args.storage and urllib.parse.urlsplit(args.storage).password:
         raise UsageError(
-            "--storage: the database URL carries a password, which ps shows to every user and sweep.json would "
-            "keep; leave it out and give it to the database client (~/.pgpass, ~/.my.cnf or its environment)"
+            f"--storage: the database URL carries a password, which ps shows to every user and "
+            f"{SweepFolder.sweep_json.name} would keep; leave it out and give it to the database client "
+            "(~/.pgpass, ~/.my.cnf or its environment)"
         )
     if args.seeds > 1 and args.scheduler != "none":
         raise UsageError(
@@ -298,7 +306,7 @@ def base_config(args: argparse.Namespace, preset: str) -> dict:
     if args.fid_cache:
         base["fid_cache"] = str(Path(args.fid_cache).expanduser().absolute())
     # compiled graphs kept for every trial of the sweep, on the results folder every node shares
-    base["compile_cache"] = str(Path(args.results_dir).expanduser().absolute() / COMPILE_CACHE)
+    base["compile_cache"] = str(ResultsFolder(Path(args.results_dir).expanduser().absolute()).compile_cache)
     try:
         base.update(parse_sets(args.set))
     except ValueError as e:
@@ -368,8 +376,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.quiet:
         quiet_ray()
+    options = SweepOptions(
+        ray=ray_options(args),
+        resume=bool(args.resume),  # check_args has decided --resume auto
+        confirm_top=args.confirm_top,
+        confirm_seeds=args.confirm_seeds,
+    )
     try:
-        return run_sweep(args, folder, space, preset, base, settings)
+        return run_sweep(options, folder, space, preset, base, settings)
     except ClusterError as e:  # raised before anything is written
         return usage_error(str(e))
 

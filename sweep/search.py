@@ -23,6 +23,7 @@ from sweep import handout, signals
 from sweep.adapters import asha_brackets, asha_rungs, asha_trial_brackets, optuna_holds, optuna_trial, seed_group
 from sweep.columns import FAILED
 from sweep.design import SobolSampler
+from sweep.folder import SweepFolder
 from sweep.study import study_storage
 
 METRIC = "final_fid"  # what Optuna minimises by default; ASHA-stopped trials have none and are PRUNED there
@@ -45,7 +46,6 @@ SAMPLERS = {
     "sobol": SobolSampler,  # a space-filling design (sweep.design): what sweep.simulate landscape runs
 }
 HYPERBAND_BRACKETS = 3  # --scheduler hyperband: ASHA's asynchronous Hyperband (Li et al. 2020, section 3.3)
-RUNGS = "asha_rungs.jsonl"  # ASHA's rung values, in the sweep's folder: a resumed sweep starts from them
 
 
 class FinalOnlyOptunaSearch(OptunaSearch):
@@ -220,7 +220,7 @@ def make_searcher(space, folder: Path, name: str, settings: dict, max_concurrent
         study_name=name,
         intermediate=settings.get("intermediate", True),
         budget=settings["trials"],
-        records=folder / "trials.csv",
+        records=SweepFolder(folder).trials_csv,
         resume=resume,
     )
     if settings["seeds"] > 1:

@@ -21,6 +21,7 @@ import pandas as pd
 from filelock import FileLock
 
 from sweep.flags import SAMPLER_NAMES, SCHEDULERS
+from sweep.folder import ResultsFolder, SweepFolder
 from sweep.columns import STATUSES, legacy_columns, numeric_columns, order_columns, text_columns
 from sweep.ranking import attach_confirmations, distinct_runs, rank
 from trainer.config import PRESETS, SEED_MAX, from_flat
@@ -101,7 +102,8 @@ class SweepTable:
 
     @property
     def trials_csv(self) -> Path:
-        return self.dir / ("trials.csv" if self.name == "trials" else f"{self.name}_trials.csv")
+        folder = SweepFolder(self.dir)
+        return {"trials": folder.trials_csv, "confirm": folder.confirm_trials_csv}[self.name]
 
     def load(self) -> None:
         """Reads back trials.csv (on resume): finished rows survive any crash of the driver.
@@ -147,9 +149,10 @@ class SweepTable:
 
 def write_board(folder: Path, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rewrites a sweep's leaderboard.csv from its trials (default: its trials.csv) and its confirm.csv."""
-    trials = read_table(folder / "trials.csv") if trials is None else trials
-    board = ranked(distinct_runs(trials), read_confirmations([folder / "confirm.csv"]))
-    write_csv(board, folder / "leaderboard.csv")
+    folder = SweepFolder(folder)
+    trials = read_table(folder.trials_csv) if trials is None else trials
+    board = ranked(distinct_runs(trials), read_confirmations([folder.confirm_csv]))
+    write_csv(board, folder.leaderboard_csv)
     return board
 
 
@@ -163,11 +166,11 @@ def merge_leaderboards(results_dir: Path) -> pd.DataFrame:
     Re-reading (not appending) means two sweeps finishing at once cannot lose
     each other's rows; the same (config_hash, seed) counts once (its first finish).
     """
-    results_dir = Path(results_dir)
-    with FileLock(str(results_dir / ".leaderboard.lock"), timeout=120):
-        merged = merged_board(results_dir)
+    results = ResultsFolder(results_dir)
+    with FileLock(str(results.leaderboard_lock), timeout=120):
+        merged = merged_board(results.path)
         if not merged.empty:
-            write_csv(merged, results_dir / "leaderboard.csv")
+            write_csv(merged, results.leaderboard_csv)
         return merged
 
 
@@ -187,7 +190,7 @@ def merged_board(results_dir: Path, warn=None, metric: str = "final_fid") -> pd.
 
     warn = warn or (lambda text: print(f"warning: {text}", file=sys.stderr))
     frames = []
-    for path in sorted(Path(results_dir).glob("*/trials.csv")):
+    for path in ResultsFolder(results_dir).trials_tables():
         try:
             frame = read_table(path)
         except (DamagedTable, OSError) as e:
@@ -199,14 +202,14 @@ def merged_board(results_dir: Path, warn=None, metric: str = "final_fid") -> pd.
     if merged.empty:
         return merged
     merged = distinct_runs(merged)
-    return ranked(merged, read_confirmations(sorted(Path(results_dir).glob("*/confirm.csv"))), metric)
+    return ranked(merged, read_confirmations(ResultsFolder(results_dir).confirm_tables()), metric)
 
 
 def load_sweep_json(folder: Path) -> dict:
     """A sweep's settings (sweep.json), checked: a damaged file is one sentence naming it, never a traceback."""
     from search_spaces import SPACES
 
-    path = Path(folder) / "sweep.json"
+    path = SweepFolder(folder).sweep_json
     try:
         saved = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):

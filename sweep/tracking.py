@@ -21,6 +21,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from sweep import signals
+from sweep.folder import SweepFolder, TrialFolder
 from sweep.trainable import row_of
 
 EXPERIMENT = "meanflow-sweep"
@@ -28,7 +29,7 @@ FINAL_METRICS_SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "e
 
 
 def default_uri(folder: Path) -> str:
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return f"sqlite:///{SweepFolder(folder).mlflow_db}"
 
 
 def check_available() -> str | None:
@@ -75,7 +76,7 @@ class MlflowTracking(Callback):
 
         self.client = MlflowClient(tracking_uri=self.uri)
         found = self.client.get_experiment_by_name(EXPERIMENT)
-        artifacts = (self.folder / "mlartifacts").as_uri() if self.uri.startswith("sqlite:") else None
+        artifacts = SweepFolder(self.folder).mlartifacts.as_uri() if self.uri.startswith("sqlite:") else None
         self.experiment = found.experiment_id if found else self.client.create_experiment(EXPERIMENT, artifacts)
         runs = self._runs(**{"meanflow.sweep": self.sweep, "meanflow.role": "sweep"})
         if runs:  # a resumed sweep: its parent run and the trials' child runs
@@ -141,7 +142,7 @@ class MlflowTracking(Callback):
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
             if numeric and key not in FINAL_METRICS_SKIP and not key.startswith(("time_", "training_iteration")):
                 self.client.log_metric(run, key, float(value), step=int(last.get("step") or 0))
-        self.grids.append((run, Path(trial.path) / "out" / "samples.png"))  # Tune syncs it after the trial ends
+        self.grids.append((run, TrialFolder(trial.path).samples_png))  # Tune syncs it after the trial ends
         self._log_grids()
         self.client.set_terminated(run, status="FINISHED" if status == "completed" else "FAILED")
 

@@ -22,6 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sweep.folder import SweepFolder, TrialFolder
+
 
 def gpus_held(ctx) -> float:
     """The GPUs this trial's resources hold (a fraction when GPUs are shared)."""
@@ -80,7 +82,10 @@ def last_checkpoint(folder: str):
     """The newest Tune checkpoint holding a trainer checkpoint in a trial folder, or None."""
     from ray import tune
 
-    found = sorted(p for p in Path(folder).glob("checkpoint_*") if (p / "checkpoint.pt").is_file()) if folder else []
+    from trainer.trial import checkpoint_path
+
+    name = checkpoint_path(folder).name  # the trainer's checkpoint file, in a folder of its own that Tune keeps
+    found = sorted(p for p in Path(folder).glob("checkpoint_*") if (p / name).is_file()) if folder else []
     return tune.Checkpoint.from_directory(str(found[-1])) if found else None
 
 
@@ -111,7 +116,8 @@ def saved_final(path: Path, cfg) -> dict | None:
     return {k: v for k, v in final.items() if k != "seed"} if ok and "final_fid" in final else None
 
 
-def trainable(config: dict, base: dict, finals: str | None = None) -> None:
+def trainable(config: dict, base: dict, folder: str | None = None) -> None:
+    """One trial of the sweep in ``folder`` (None: no final result is kept), ``base`` under ``config``."""
     import torch
     from ray import tune
 
@@ -122,13 +128,13 @@ def trainable(config: dict, base: dict, finals: str | None = None) -> None:
     # result.json and samples.png go to the trial folder, which Tune syncs to the
     # sweep's storage; the (large) checkpoint goes to local scratch and reaches
     # storage only through tune.report, so it is not copied twice.
-    out_dir = Path(ctx.get_trial_dir()) / "out"
+    out_dir = TrialFolder(ctx.get_trial_dir()).out
     scratch = Path(tempfile.gettempdir()) / "meanflow-sweep" / ctx.get_trial_id()
     try:
         cfg = trial_config(config, base, out_dir, scratch)
     except ValueError as e:  # a bad config is the trial's own failure: reported, never retried
         return fail("error", str(e))
-    final_path = Path(finals) / f"{row_id(ctx.get_trial_id(), config)}.json" if finals else None
+    final_path = SweepFolder(folder).final_json(row_id(ctx.get_trial_id(), config)) if folder else None
     done = saved_final(final_path, cfg) if final_path else None
     if done is not None:  # this trial ended before; its driver died before it saved that
         return tune.report(done)
@@ -141,8 +147,8 @@ def trainable(config: dict, base: dict, finals: str | None = None) -> None:
             shutil.copy2(Path(d) / dest.name, dest)
 
     def report(metrics: dict) -> None:
-        ckpt = checkpoint_path(scratch).parent
-        checkpoint = tune.Checkpoint.from_directory(str(ckpt)) if (ckpt / "checkpoint.pt").is_file() else None
+        ckpt = checkpoint_path(scratch)
+        checkpoint = tune.Checkpoint.from_directory(str(ckpt.parent)) if ckpt.is_file() else None
         tune.report(metrics, checkpoint=checkpoint)
 
     from trainer.data import DataError

@@ -13,6 +13,7 @@ from ray import tune
 from sweep import signals
 from sweep.adapters import run_config_of
 from sweep.cluster import check_fits, check_nodes, connect
+from sweep.options import RayOptions
 from sweep.tables import SweepTable
 from sweep.trainable import trainable
 from trainer.runtime import removed_if_left_empty
@@ -33,27 +34,28 @@ def ray_running(address: str | None):
         signals.settled()
 
 
-def trial_resources(args) -> dict:
-    gpus = args.gpus_per_trial
+def trial_resources(options: RayOptions) -> dict:
+    gpus = options.gpus_per_trial
     if gpus is None:
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    return {"cpu": args.cpus_per_trial, "gpu": gpus}
+    return {"cpu": options.cpus_per_trial, "gpu": gpus}
 
 
 def trial_fn(base: dict, folder: Path, resources: dict):
-    """The trainable with this sweep's base config and its finals folder, on ``resources`` per trial."""
+    """The trainable with this sweep's base config and its folder (for its finals), on ``resources`` per trial."""
     return tune.with_resources(
-        tune.with_parameters(trainable, base=base, finals=str(folder / "finals")),
+        tune.with_parameters(trainable, base=base, folder=str(folder)),
         {"cpu": resources["cpu"], "gpu": resources["gpu"]},
     )
 
 
-def run_config(folder: Path, name: str, callbacks: list, max_failures: int) -> tune.RunConfig:
-    """Tune's run settings. ``max_failures``: restarts of a trial whose worker, actor or node died (its own
-    failures end it with a status instead, and are never retried)."""
+def run_config(experiment: Path, callbacks: list, max_failures: int) -> tune.RunConfig:
+    """Tune's run settings, its experiment in ``experiment`` (``sweep.folder.SweepFolder``'s). ``max_failures``:
+    restarts of a trial whose worker, actor or node died (its own failures end it with a status instead, and are
+    never retried)."""
     return tune.RunConfig(
-        name=name,
-        storage_path=str(folder / "ray"),
+        name=experiment.name,
+        storage_path=str(experiment.parent),
         verbose=0,
         callbacks=callbacks,
         sync_config=tune.SyncConfig(sync_artifacts=True),  # samples.png, result.json per trial
@@ -62,12 +64,12 @@ def run_config(folder: Path, name: str, callbacks: list, max_failures: int) -> t
     )
 
 
-def preflight(args, cfg, results_dir: Path) -> dict:
+def preflight(options: RayOptions, cfg, results_dir: Path) -> dict:
     """Inside Ray, before anything is written: a trial fits some node and, on a cluster, every node checks out
     (``cfg``: the sweep's base TrainConfig, whose data and FID cache every node needs)."""
-    resources = trial_resources(args)
+    resources = trial_resources(options)
     check_fits(resources["cpu"], resources["gpu"])
-    if args.address:
+    if options.address:
         with removed_if_left_empty(results_dir):
             check_nodes(cfg, results_dir)
     return resources

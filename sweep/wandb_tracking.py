@@ -26,12 +26,11 @@ from pathlib import Path
 from ray.tune import Callback
 
 from sweep import signals
+from sweep.folder import SweepFolder, TrialFolder
 from sweep.trainable import flat_params, row_of
 from trainer.runtime import atomic_write_json
 
 DEFAULT_PROJECT = "meanflow-sweep"
-FOLDER = "wandb"  # <sweep>/wandb: wandb's own run folders and our ledger.json
-LEDGER = "ledger.json"
 BAD_PROJECT_CHARS = "/\\#?%:"  # what W&B refuses in a project name (wandb.sdk.wandb_settings, validate_project)
 PROJECT_MAX = 128
 SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error", "step")  # not numbers to chart
@@ -48,7 +47,7 @@ def check(project: str, folder: Path) -> str | None:
             f"--wandb {project!r} is not a W&B project name: it takes 1 to {PROJECT_MAX} characters, none of "
             f"{' '.join(BAD_PROJECT_CHARS)}"
         )
-    runs = Path(folder) / FOLDER
+    runs = SweepFolder(folder).wandb
     probe = runs if runs.exists() else Path(folder) if Path(folder).exists() else Path(folder).parent
     if not os.access(probe, os.W_OK | os.X_OK) or (runs.exists() and not runs.is_dir()):
         return f"--wandb: {runs} cannot be written by this user (W&B's offline runs go there)"
@@ -90,7 +89,7 @@ class WandbTracking(Callback):
         self.token = sweep_token(sweep["name"], str(sweep.get("created", "")))
         self.runs: dict[str, object] = {}  # row -> open wandb Run
         self.waiting: dict[str, tuple[object, Path, int, int]] = {}  # row -> (run, samples.png, step, exit code)
-        self.ledger_path = self.folder / FOLDER / LEDGER
+        self.ledger_path = SweepFolder(folder).wandb_ledger
         self.ledger = self._read_ledger()
         self.warned = False
 
@@ -123,7 +122,7 @@ class WandbTracking(Callback):
         import wandb
 
         os.environ.setdefault("WANDB_SILENT", "true")  # its banner would land in every trial's console lines
-        (self.folder / FOLDER).mkdir(parents=True, exist_ok=True)
+        SweepFolder(self.folder).wandb.mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_transaction_log_flush_interval=2)
         return wandb.init(
             project=self.project,
@@ -191,7 +190,7 @@ class WandbTracking(Callback):
         run.log(finals, step=step)  # beside the last intermediate FID when it was at this step
         run.summary.update({"status": status, **{k: str(last[k]) for k in ("fid_kind", "gpu") if last.get(k)}})
         self._mark(run.id, step=step, final=True)
-        grid = Path(trial.path) / "out" / "samples.png"  # Tune syncs it after the trial ends
+        grid = TrialFolder(trial.path).samples_png  # Tune syncs it after the trial ends
         self.waiting[row] = (run, grid, step, 0 if status == "completed" else 1)
         self._log_grids()
 

@@ -1,5 +1,8 @@
 """The three measurements of ``python -m sweep.simulate``; each writes its CSVs as runs finish (a stopped
-measurement keeps what it finished) and prints its table and the goals it is read against."""
+measurement keeps what it finished) and prints its table and the goals it is read against.
+
+The command line's side: each function here reads the parsed flags and calls the library (``runner``,
+``model``, ``analysis``, ``surrogate``) with typed values; nothing outside the CLI calls them."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sweep.folder import ResultsFolder, SweepFolder
+
 TABLE = "landscape.csv"
 SWEEP = "sweep"  # the sweep's name inside --out
 META = ("command", "machine", "date", "versions", "space", "preset", "steps", "trials")
@@ -79,7 +81,7 @@ def run(args, argv: list[str]) -> int:
     inner = sweep_argv(args, out)
     print(f"landscape: python -m sweep.run {shlex.join(inner)}", flush=True)
     code = sweep_run.main(inner)
-    if code == 2 or not (out / SWEEP / "trials.csv").is_file():
+    if code == 2 or not ResultsFolder(out).sweep(SWEEP).trials_csv.is_file():
         return code
     table = out / TABLE
     written = write_table(out / SWEEP, table, command=shlex.join(["python", "-m", "sweep.simulate", *argv]))
@@ -107,7 +109,7 @@ def write_table(sweep: Path, path: Path, command: str) -> int:
     from trainer.runtime import atomic_write_bytes
 
     saved = load_sweep_json(sweep)
-    trials = read_table(sweep / "trials.csv")
+    trials = read_table(SweepFolder(sweep).trials_csv)
     keys = [d.key for d in dims_of(SPACES[saved["space"]])[0]]
     done = trials[trials["status"] == "completed"] if len(trials) else trials
     steps = sorted(int(c.rsplit("_", 1)[1]) for c in trials.columns if c.startswith("intermediate_fid_"))

@@ -3,12 +3,13 @@ the callbacks and tables), with the simulated trial on simulated GPUs, and the R
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweep.folder import SweepFolder
+from sweep.options import RayOptions, SweepOptions
 from sweep.simulate.model import SimModel
 
 SIM_GPU = "sim_gpu"  # the Ray custom resource a simulated trial holds one of
@@ -114,17 +115,17 @@ class Run:
     rep: int
     gpus: int
     trials: int
-    folder: Path  # the sweep's folder (trials.csv, sim_log.jsonl, driver.log)
+    folder: Path  # the sweep's folder (sweep.folder.SweepFolder: its tables, the simulation's log, driver.log)
     wall_s: float  # the driver's fit, start to summary
     driver_cpu_s: float  # CPU seconds of the driver process (every thread) over the same span
     code: int  # run_sweep's exit code
     result_cpu_s: float = 0.0  # of driver_cpu_s: in Tune's handling of reported results
     results_handled: int = 0  # results the driver handled
-    log_path: Path | None = None  # the simulation's log (default: sim_log.jsonl in the folder)
+    log_path: Path | None = None  # the simulation's log (default: the sweep folder's)
 
     @property
     def log(self) -> Path:
-        return self.log_path or self.folder / "sim_log.jsonl"
+        return self.log_path or SweepFolder(self.folder).sim_log
 
 
 TOP_K_SHARE = 0.25
@@ -153,7 +154,7 @@ def run_top_k(space, *, rep: int, gpus: int, trials: int, model: SimModel, root:
     from sweep.simulate.analysis import read_log
 
     first = model.eval_steps()[0]
-    log = root / "sim_log.jsonl"
+    log = SweepFolder(root).sim_log  # one log for both sweeps, in their results folder, named as a sweep's
     phase1 = _sweep(space, TOP_K, rep=rep, gpus=gpus, trials=trials,
                     model=dataclasses.replace(model, until=first), folder=root / "first-rung", log=log)  # fmt: skip
     if phase1.code:
@@ -183,7 +184,7 @@ def _params_of(folder: Path, keys) -> dict[str, dict]:
     from sweep.simulate.landscape import searched
     from sweep.tables import read_table
 
-    table = read_table(folder / "trials.csv")
+    table = read_table(SweepFolder(folder).trials_csv)
     out = {}
     for _, row in table.iterrows():
         out[row["trial_id"]] = searched(row, keys)
@@ -194,23 +195,18 @@ def _sweep(space, strategy, *, rep, gpus, trials, model, folder: Path, log: Path
     from sweep.driver import run_sweep
 
     folder.mkdir(parents=True)
-    args = argparse.Namespace(
-        address=None,
-        resume=False,
-        quiet=True,
-        max_concurrent=gpus,
-        confirm_top=0,
-        cpus_per_trial=CPU_PER_TRIAL,
-        gpus_per_trial=0.0,
+    options = SweepOptions(
+        ray=RayOptions(quiet=True, max_concurrent=gpus, cpus_per_trial=CPU_PER_TRIAL, gpus_per_trial=0.0)
     )
     from sweep.run import OLD_SWEEP_SETTINGS  # sweep.run's defaults of the settings it saves
 
     settings = {**OLD_SWEEP_SETTINGS, "trials": trials, "seed": rep, "max_failures": 0, **STRATEGIES[strategy]}
-    log = log or folder / "sim_log.jsonl"
+    files = SweepFolder(folder)
+    log = log or files.sim_log
     make = trial_factory(model, log)
     timer = ResultTimer()
-    with open(folder / "driver.log", "w") as out, contextlib.redirect_stdout(out), timer.timing():
+    with open(files.driver_log, "w") as out, contextlib.redirect_stdout(out), timer.timing():
         wall, cpu = time.perf_counter(), time.process_time()
-        code = run_sweep(args, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
+        code = run_sweep(options, folder, space, model.base["preset"], dict(model.base), settings, make_trial=make)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return Run(strategy, rep, gpus, trials, folder, wall, cpu, code, timer.cpu_s, timer.count, log)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sweep.folder import ResultsFolder
 from sweep.simulate.model import SimModel
+from sweep.simulate.runner import SWEEP
 
 
 def fill_table(space, model: SimModel, folder: Path, rows: int):
@@ -30,9 +32,10 @@ def fill_table(space, model: SimModel, folder: Path, rows: int):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     configs = Configs(model.base)
-    table = SweepTable(folder, "sim", space.name)
+    table = SweepTable(folder, SWEEP, space.name)
+    study_db = ResultsFolder(folder).sweep(SWEEP).optuna_db
     study = optuna.create_study(
-        study_name="sim", storage=f"sqlite:///{folder / 'sim' / 'optuna.db'}", sampler=optuna.samplers.RandomSampler(0)
+        study_name=SWEEP, storage=f"sqlite:///{study_db}", sampler=optuna.samplers.RandomSampler(0)
     )
     finished = []
     for i in range(rows):
@@ -57,7 +60,7 @@ def time_writes(space, model: SimModel, root: Path, sizes: list[int], repeat: in
     out = []
     for n in sizes:
         folder = root / f"rows-{n}"
-        (folder / "sim").mkdir(parents=True)
+        ResultsFolder(folder).sweep(SWEEP).path.mkdir(parents=True)
         table, study = fill_table(space, model, folder, n)
         study.sampler = optuna.samplers.TPESampler(seed=0)
         row = {"rows": n}

@@ -241,7 +241,8 @@ def test_asha_rungs_survive_a_driver_restart(tmp_path):
     from types import SimpleNamespace
 
     from search_spaces import SPACES
-    from sweep.search import RUNGS, make_scheduler
+    from sweep.folder import SweepFolder
+    from sweep.search import make_scheduler
     from trainer.config import TrainConfig
 
     cfg = TrainConfig(preset="smoke", steps=40, eval_every=10)
@@ -262,7 +263,7 @@ def test_asha_rungs_survive_a_driver_restart(tmp_path):
         return stopped
 
     whole = run(make_scheduler("asha", cfg, space), trials)
-    path = tmp_path / RUNGS
+    path = SweepFolder(tmp_path).rungs
     first = run(make_scheduler("asha", cfg, space, path), trials[:4])
     with open(path, "a") as f:
         f.write('{"bracket": 0, "milestone": 10, "tri')  # the driver died mid-write
