@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from sweep import signals
-from sweep.flags import add_trial_flags, ray_options, trial_flag_problem
+from sweep.flags import add_trial_flags, ray_options, trial_flag_problem, wandb_problem
 from sweep.columns import CONFIG, CONFIRM_COLUMNS, FAILED, row_params
 from sweep.configs import Configs
 from sweep.folder import ResultsFolder, SweepFolder
@@ -223,16 +223,17 @@ def ended_runs(table: SweepTable) -> set[tuple[str, int]]:
     }
 
 
-def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=()) -> int:
+def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=(), wandb: str | None = None) -> int:
     """Runs (or resumes) a confirmation, on the Ray and with the trial placement ``options`` give; 0 when every
     seed ended, 128 + signal when stopped (130 Ctrl-C, 143 SIGTERM): interrupted runs run again when the same
-    command is rerun."""
+    command is rerun. ``wandb``: the W&B project its runs join, in the sweep's group (None: no W&B)."""
     from ray import tune
 
     from search_spaces import SPACES
     from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn
     from sweep.progress import RecordsCallback
     from sweep.trainable import JOB
+    from sweep.wandb_tracking import tracker
 
     files = SweepFolder(folder)
     saved = load_sweep_json(folder)
@@ -241,6 +242,7 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
     plan = load_plan(folder, space, configs, top, seeds, objectives)
     table = SweepTable(folder.parent, folder.name, space.name, name="confirm")
     table.load()
+    logger = tracker(wandb, folder, configs, space, job_type="confirm")
     ended = ended_runs(table)
     jobs = [
         {**c["params"], "seed": s} for c in plan["configs"] for s in plan["seeds"] if (c["config_hash"], s) not in ended
@@ -268,7 +270,7 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
                 tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=options.max_concurrent),
                 run_config=run_config(
                     files.confirm_run(time.strftime("%Y%m%d-%H%M%S")),
-                    [signals.GracefulStop(on_deadline), callback],
+                    [signals.GracefulStop(on_deadline), callback, *([logger] if logger else [])],
                     options.max_failures,
                 ),
             )
@@ -276,8 +278,10 @@ def confirm(options: RayOptions, folder: Path, top: int, seeds: int, objectives=
     table.load()
     summary = summarize_confirmation(list(table.rows.values()), plan)
     write_csv(summary, files.confirm_csv)
-    write_board(folder)
+    board = write_board(folder)
     merge_leaderboards(folder.parent)
+    if logger:
+        logger.summarize({"leaderboard": board, "confirmation": summary})
     print(summary[["label", *CONFIRM_COLUMNS]].to_string(index=False))
     print(f"{summary['test'].iloc[0]}, level {plan['level']}; table: {files.confirm_csv}")
     if len(ended_runs(table)) < total:
@@ -322,6 +326,8 @@ def run(args) -> int:
         return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
     if trial_flag_problem(args):
         return usage_error(trial_flag_problem(args))
+    if wandb_problem(args.wandb, None, folder, resume=False):
+        return usage_error(wandb_problem(args.wandb, None, folder, resume=False))
     try:
         signals.grace_seconds()
     except ValueError as e:
@@ -329,7 +335,7 @@ def run(args) -> int:
     from sweep.cluster import ClusterError
 
     try:
-        return confirm(ray_options(args), folder, args.top, args.seeds, objectives)
+        return confirm(ray_options(args), folder, args.top, args.seeds, objectives, wandb=args.wandb)
     except (ValueError, ClusterError) as e:  # a damaged sweep.json or trials table is a ValueError too
         return usage_error(str(e))
 

@@ -16,12 +16,13 @@ from sweep.configs import Configs
 from sweep.folder import ResultsFolder, SweepFolder
 from sweep.options import SweepOptions
 from sweep.ranking import fid_columns, rank
-from sweep.tables import DamagedTable, SweepTable, load_sweep_json
+from sweep.tables import DamagedTable, SweepTable, load_sweep_json, read_csv
 from search_spaces import SPACES
 from sweep.adapters import tune_config_of
 from sweep.search import close_orphans, make_scheduler, make_searcher
 from sweep.study import study_storage
 from sweep.tuning import fit, preflight, ray_running, run_config, trial_fn, with_callbacks
+from sweep.wandb_tracking import tracker
 from trainer.runtime import atomic_write_json
 
 
@@ -75,6 +76,8 @@ def search(
 
         uri = settings["mlflow"] or default_uri(folder)
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
+    wandb = tracker(settings.get("wandb"), folder, configs, space)
+    callbacks += [wandb] if wandb else []
     fn = make_trial(base, folder, resources)
     path = str(files.tune)
     if options.resume and tune.Tuner.can_restore(path):
@@ -107,8 +110,10 @@ def search(
     if sum(r["status"] in ENDED for r in table.rows.values()) >= total:
         close_orphans(study_storage(settings.get("storage", "sqlite"), folder), name)
     code = summarize(folder, name, total, asha=settings["scheduler"] != "none")
+    if wandb:
+        wandb.summarize({"leaderboard": read_csv(files.leaderboard_csv)})
     if code == 0 and options.confirm_top:
-        code = confirm(options.ray, folder, options.confirm_top, options.confirm_seeds)
+        code = confirm(options.ray, folder, options.confirm_top, options.confirm_seeds, wandb=settings.get("wandb"))
     return code
 
 

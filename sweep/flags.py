@@ -11,6 +11,7 @@ from sweep.options import RayOptions
 # Optuna samplers a sweep can use (sweep.search.SAMPLERS builds them; named here so the CLI loads no Optuna)
 SAMPLER_NAMES = ("tpe", "random", "tpe-group", "sobol")
 SCHEDULERS = ("none", "asha", "hyperband")  # sweep.search.make_scheduler builds them
+WANDB_PROJECT = "meanflow-sweep"  # --wandb with no project
 
 
 def add_trial_flags(p: argparse.ArgumentParser) -> None:
@@ -23,6 +24,15 @@ def add_trial_flags(p: argparse.ArgumentParser) -> None:
         "--max-failures", type=int, default=3, help="restarts of a trial whose worker, actor or node died (default 3)"
     )
     p.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    p.add_argument(
+        "--wandb",
+        nargs="?",
+        const=WANDB_PROJECT,
+        default=None,
+        metavar="PROJECT",
+        help=f"log to Weights & Biases (default project {WANDB_PROJECT}): a group per sweep, a run per trial; "
+        "offline into <sweep>/wandb unless an API key is configured (needs pip install -e '.[wandb]')",
+    )
 
 
 def ray_options(args: argparse.Namespace) -> RayOptions:
@@ -48,3 +58,17 @@ def trial_flag_problem(args: argparse.Namespace) -> str | None:
     if args.max_failures < 0:
         return f"--max-failures {args.max_failures} must be 0 or more"
     return None
+
+
+def wandb_problem(asked: str | None, saved: str | None, folder, resume: bool) -> str | None:
+    """Why W&B cannot log this run (checked before Ray starts), or None. ``asked``: --wandb; ``saved``: the
+    project the sweep started with (a resumed sweep keeps it)."""
+    if resume and asked is not None and asked != saved:
+        started = f"with --wandb {saved}" if saved else "without --wandb"
+        return f"--wandb {asked}: sweep {folder.name} was started {started}, and a resumed sweep keeps its settings"
+    project = saved if resume else asked
+    if project is None:
+        return None
+    from sweep.wandb_tracking import check
+
+    return check(project, folder)

@@ -84,7 +84,8 @@ def run(argv=None) -> int:
         measured = fid_columns(board)  # the FIDs the completed trials measured
         if args.metric not in measured:
             return usage_error(
-                f"--metric {args.metric!r} is not a FID measured in {results}; measured there: {', '.join(measured)}"
+                f"--metric {args.metric!r} is not a FID measured in {results}; "
+                f"measured there: {', '.join(measured) or 'none'}"
             )
     if args.space:
         spaces = sorted(set(board.get("space", pd.Series(dtype=str)).dropna()))

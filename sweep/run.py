@@ -24,7 +24,7 @@ import urllib.parse
 from pathlib import Path
 
 from search_spaces import SPACES  # noqa: E402
-from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, ray_options, trial_flag_problem  # noqa: E402
+from sweep.flags import SAMPLER_NAMES, SCHEDULERS, add_trial_flags, ray_options, trial_flag_problem, wandb_problem  # noqa: E402
 from sweep.folder import ResultsFolder, SweepFolder  # noqa: E402
 from sweep.options import SweepOptions  # noqa: E402
 from trainer.cli import Parser, parse_sets, usage_error, writable_dir  # noqa: E402
@@ -43,6 +43,7 @@ SETTING_KEYS = (
     "max_failures",
     "storage",
     "mlflow",
+    "wandb",
 )
 # sweep.json written before these keys existed
 OLD_SWEEP_SETTINGS = {
@@ -53,6 +54,7 @@ OLD_SWEEP_SETTINGS = {
     "max_failures": 3,
     "storage": "sqlite",
     "mlflow": None,
+    "wandb": None,
 }
 
 
@@ -296,6 +298,7 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         "max_failures": args.max_failures,
         "storage": args.storage,
         "mlflow": args.mlflow,  # None: off; "": the sweep folder's own store
+        "wandb": args.wandb,  # None: off; else the W&B project
     }
 
 
@@ -363,6 +366,8 @@ def run(args: argparse.Namespace) -> int:
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
             settings = sweep_settings(args, space, base)
+        if wandb_problem(args.wandb, settings["wandb"], folder, bool(args.resume)):
+            raise UsageError(wandb_problem(args.wandb, settings["wandb"], folder, bool(args.resume)))
     except (UsageError, ValueError) as e:
         return usage_error(str(e))
     from sweep.cluster import ClusterError, probe_address

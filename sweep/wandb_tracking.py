@@ -48,7 +48,7 @@ def check(project: str, folder: Path) -> str | None:
             f"{' '.join(BAD_PROJECT_CHARS)}"
         )
     runs = SweepFolder(folder).wandb
-    probe = runs if runs.exists() else Path(folder) if Path(folder).exists() else Path(folder).parent
+    probe = next(p for p in (runs, *runs.parents) if p.exists())  # the folder, or where it will be made
     if not os.access(probe, os.W_OK | os.X_OK) or (runs.exists() and not runs.is_dir()):
         return f"--wandb: {runs} cannot be written by this user (W&B's offline runs go there)"
     return None
@@ -95,12 +95,18 @@ class WandbTracking(Callback):
 
     # ------------------------------------------------------------ plumbing
     def _guard(self, what: str, fn, *args) -> None:
+        """Runs one logging step. The first error is one warning and ends W&B logging for this driver (an
+        unreachable server would otherwise stall every trial's start by wandb's init timeout); never the sweep."""
+        if self.warned:
+            return
         try:
             fn(*args)
         except Exception as e:  # noqa: BLE001  (tracking is a side channel: the sweep goes on)
-            if not self.warned:
-                print(f"warning: W&B {what} failed ({type(e).__name__}: {e}); the sweep goes on", file=sys.stderr)
-                self.warned = True
+            self.warned = True
+            print(
+                f"warning: W&B {what} failed ({type(e).__name__}: {e}); W&B logging stops here, the sweep goes on",
+                file=sys.stderr,
+            )
 
     def _read_ledger(self) -> dict:
         import json
@@ -114,6 +120,17 @@ class WandbTracking(Callback):
     def _mark(self, run_id: str, **fields) -> None:
         self.ledger.setdefault(run_id, {}).update(fields)
         atomic_write_json(self.ledger_path, self.ledger)
+
+    def row(self, trial) -> str:
+        """A trial's key: its results row; for a confirmation, its config and seed, which a rerun of an
+        interrupted confirmation runs again under a new Tune trial."""
+        if self.job_type == "confirm":
+            params = flat_params(trial.config)
+            try:
+                return f"confirm-{self.configs.hash_of(params)}-seed{params.get('seed')}"
+            except ValueError:
+                pass
+        return row_of(trial)
 
     def run_id(self, row: str) -> str:
         return f"{self.token}-{row}"
@@ -141,7 +158,7 @@ class WandbTracking(Callback):
         self._guard("trial start", self._start, trial)
 
     def _start(self, trial) -> None:
-        row = row_of(trial)  # a lost hand-out run again continues its first run
+        row = self.row(trial)  # a lost hand-out run again continues its first run
         if row in self.runs or self.ledger.get(self.run_id(row), {}).get("final"):
             return
         params = flat_params(trial.config)
@@ -158,7 +175,7 @@ class WandbTracking(Callback):
         )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self.runs.get(row_of(trial))
+        run = self.runs.get(self.row(trial))
         if run is not None and "intermediate_fid" in result:
             self._guard("metric", self._log, run, {"intermediate_fid": result["intermediate_fid"]}, result["step"])
 
@@ -175,7 +192,7 @@ class WandbTracking(Callback):
         self._guard("trial end", self._end, trial)
 
     def _end(self, trial) -> None:
-        row = row_of(trial)
+        row = self.row(trial)
         run = self.runs.pop(row, None)
         if run is None:
             return
@@ -237,6 +254,20 @@ class WandbTracking(Callback):
             run.summary.update({"best_final_fid": float(board["final_fid"].min()), "ranked": len(board)})
         self._mark(run_id, step=step)
         run.finish()
+        where = SweepFolder(self.folder).wandb
+        if mode() == "offline":
+            print(f"W&B: {self.project}/{self.group} written offline to {where}; upload with: wandb sync {where}")
+        else:
+            print(f"W&B: project {self.project}, group {self.group} ({mode()})")
+
+
+def tracker(project: str | None, folder: Path, configs, space, job_type: str = "trial") -> WandbTracking | None:
+    """The sweep's W&B callback when it logs to ``project``, else None."""
+    if not project:
+        return None
+    from sweep.tables import load_sweep_json
+
+    return WandbTracking(project, folder, load_sweep_json(folder), configs, space, job_type)
 
 
 def _number(value) -> bool:

@@ -1,5 +1,6 @@
-"""Bad values of the keys added with TVM, TiM, DMF, the interval weight and the finite-difference tangent: out of
-range, wrong type, a knob on a target that does not take it (cases of ``test_bad_inputs.py``)."""
+"""Cases of ``test_bad_inputs.py``: bad values of the keys added with TVM, TiM, DMF, the interval weight and the
+finite-difference tangent (out of range, wrong type, a knob on a target that does not take it), and of the
+--wandb and --metric flags."""
 
 T, TIM, ON = "trainer", ["--set", "target=tim"], ["--set", "interval_weight.schedule=power"]
 KEY_CASES = [
@@ -30,3 +31,27 @@ KEY_CASES = [
     ("sweep.run", ["--space", "target_variants", "--set", "tangent=maybe"], "unknown tangent 'maybe'; choose one of"),
     (T, [*ON, "--set", "interval_weight.gamma=2"], "interval_weight schedule 'power' has no parameter 'gamma'"),
 ]
+
+R, SMOKE = "{root}/results", ["--preset", "smoke", "--space", "alpha_schedules"]
+FLAG_CASES = [
+    ("sweep.run", ["--results-dir", R, *SMOKE, "--wandb", "a/b"], "--wandb 'a/b' is not a W&B project name: it takes"),
+    ("sweep.run", ["--results-dir", R, *SMOKE, "--wandb", "x" * 129], "is not a W&B project name: it takes 1 to 128"),
+    ("sweep.run", ["--results-dir", R, *SMOKE, "--wandb", ""], "--wandb '' is not a W&B project name"),
+    (
+        "sweep.run",
+        ["--results-dir", R, "--resume", "--name", "good", "--wandb", "p"],
+        "--wandb p: sweep good was started without --wandb, and a resumed sweep keeps its settings",
+    ),
+    ("sweep.confirm", ["--results-dir", R, "--name", "good", "--wandb", "a#b"], "--wandb 'a#b' is not a W&B project"),
+    (
+        "sweep.run",
+        ["--results-dir", "{root}/a-file/x", *SMOKE, "--wandb"],
+        "--results-dir",  # the folder W&B's runs would go to cannot be made: refused before W&B is asked
+    ),
+    (
+        "sweep.leaderboard",
+        ["--results-dir", R, "--metric", "final_fid_nfe7"],
+        "--metric 'final_fid_nfe7' is not a FID measured in {root}/results; measured there:",
+    ),
+]
+EXTRA_CASES = KEY_CASES + FLAG_CASES  # what test_bad_inputs.py adds to its own table

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bad_keys import KEY_CASES
+from tests.bad_keys import EXTRA_CASES
 
 
 def make_scratch(root: Path) -> Path:
@@ -92,7 +92,7 @@ R = "{root}/results"
 SIM = "{root}/simulation"  # a folder sweep.simulate would create
 NPZ, FM = "{root}/fid-cache/cifar10_clean_train_32.npz", "{root}/bench-fm-only.jsonl"  # not step-cost tables
 LANDSCAPE = str(Path(__file__).parents[1] / "sweep" / "simulate" / "landscapes" / "alpha_schedules.csv")
-CASES = KEY_CASES + [
+CASES = EXTRA_CASES + [
     # --- python -m trainer ---
     ("trainer", ["--set", "lr=abc"], "lr='abc' must be a number"),
     ("trainer", ["--set", "lr=nan"], "lr=nan must be a finite number"),

@@ -140,3 +140,61 @@ def test_a_missing_package_or_an_unwritable_folder_is_one_sentence(tmp_path, mon
 
     monkeypatch.setattr(builtins, "__import__", no_wandb)
     assert check("p", tmp_path) == "--wandb needs wandb, an optional extra: pip install -e '.[wandb]'"
+
+
+def test_a_real_sweep_and_its_confirmation_land_offline_in_the_sweep_folder(ray_session, tmp_path, capsys):
+    from sweep.confirm import main as confirm_main
+    from sweep.run import main as run_main
+    from tests.helpers import sweep_args
+
+    args = sweep_args("alpha_schedules", tmp_path, "wb", 20, "--trials", "2", "--wandb", "proj", fid_samples=64)
+    assert run_main([*args, "--set", "eval_every=10", "--set", "eval_samples=64", "--set", "fid_nfe=1"]) == 0
+    folder = tmp_path / "wb"
+    assert f"upload with: wandb sync {folder / 'wandb'}" in capsys.readouterr().out
+    board = pd.read_csv(folder / "leaderboard.csv")
+    runs = runs_of(folder)
+    trials = {i: r[0] for i, r in runs.items() if r[0]["job_type"] == "trial"}
+    assert len(trials) == 2 and all(len(r) == 1 for r in runs.values())
+    for run in trials.values():
+        assert run["group"] == "wb" and run["project"] == "proj" and run["exit_code"] == 0
+        assert run["config"]["objective"] in ("meanflow", "alphaflow") and run["config"]["steps"] == 20
+        by_step = {row["_step"]: row for row in run["history"]}
+        assert sorted(by_step) == [10, 20] and "intermediate_fid" in by_step[10]
+        end = by_step[20]
+        assert {"final_fid", "final_fid_nfe1", "gpu_seconds", "step_ms"} <= set(end)
+        assert media(run, end["samples"]).is_file()
+    (summary,) = [r[0] for r in runs.values() if r[0]["job_type"] == "summary"]
+    logged = table(summary, summary["history"][-1]["leaderboard"])
+    assert list(logged["trial_id"]) == list(board["trial_id"])
+
+    assert confirm_main(["--name", "wb", "--results-dir", str(tmp_path), "--top", "0", "--seeds", "2", "--quiet",
+                         "--wandb", "proj"]) == 0  # fmt: skip
+    runs = runs_of(folder)
+    confirms = [r[0] for r in runs.values() if r[0]["job_type"] == "confirm"]
+    assert len(confirms) == len(pd.read_csv(folder / "confirm_trials.csv")) == 4  # 2 baselines x 2 seeds
+    assert {r["config"]["seed"] for r in confirms} == {1, 2} and {r["group"] for r in confirms} == {"wb"}
+    summary = runs[summary["id"]]
+    assert len(summary) == 2  # the summary run again, now with the confirmation's table
+    assert set(table(summary[-1], summary[-1]["history"][-1]["confirmation"])["label"]) >= {"meanflow", "alphaflow"}
+
+
+def test_a_failing_wandb_is_one_warning_and_logging_stops(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    calls = []
+
+    def unreachable(**kwargs):
+        calls.append(kwargs["id"])
+        raise TimeoutError("no answer from the server in 90 s")
+
+    monkeypatch.setattr(wandb, "init", unreachable)
+    logger = WandbTracking("proj", tmp_path, {"name": "wb"}, Configs({"preset": "smoke"}), SPACES["baselines"])
+    for i in range(3):
+        logger.on_trial_start(0, [], _trial(tmp_path, f"t{i}", "meanflow"))
+    logger.summarize({"leaderboard": pd.DataFrame({"trial_id": ["t0"], "final_fid": [1.0]})})
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "warning: W&B trial start failed (TimeoutError: no answer from the server in 90 s); "
+        "W&B logging stops here, the sweep goes on"
+    ]
+    assert len(calls) == 1  # one wait for the server, not one per trial
