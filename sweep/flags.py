@@ -4,6 +4,7 @@ their checks: each defined once."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 
 from sweep.options import RayOptions
@@ -36,15 +37,8 @@ def add_trial_flags(p: argparse.ArgumentParser) -> None:
 
 
 def ray_options(args: argparse.Namespace) -> RayOptions:
-    """The shared flags as the library takes them."""
-    return RayOptions(
-        address=args.address,
-        gpus_per_trial=args.gpus_per_trial,
-        cpus_per_trial=args.cpus_per_trial,
-        max_concurrent=args.max_concurrent,
-        max_failures=args.max_failures,
-        quiet=args.quiet,
-    )
+    """The shared flags as the library takes them (each field of ``RayOptions`` is the flag of its name)."""
+    return RayOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RayOptions)})
 
 
 def trial_flag_problem(args: argparse.Namespace) -> str | None:
