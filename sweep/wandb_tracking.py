@@ -140,7 +140,11 @@ class WandbTracking(Callback):
 
         os.environ.setdefault("WANDB_SILENT", "true")  # its banner would land in every trial's console lines
         SweepFolder(self.folder).wandb.mkdir(parents=True, exist_ok=True)
-        settings = wandb.Settings(silent=True, console="off", x_disable_stats=True, x_transaction_log_flush_interval=2)
+        quiet = {"silent": True, "console": "off", "x_disable_stats": True}  # no console capture, no system monitor
+        try:  # the run file flushed every 2 s (wandb's default 15 s: a killed driver loses less); a private setting
+            settings = wandb.Settings(**quiet, x_transaction_log_flush_interval=2)
+        except Exception:  # noqa: BLE001  (a wandb without it: its default)
+            settings = wandb.Settings(**quiet)
         return wandb.init(
             project=self.project,
             group=self.group,
