@@ -76,7 +76,7 @@ def search(
 
         uri = settings["mlflow"] or default_uri(folder)
         callbacks.append(MlflowTracking(uri, name, folder, settings, configs))
-    wandb = tracker(settings.get("wandb"), folder, configs, space)
+    wandb = tracker(settings.get("wandb_project"), folder, configs, space)
     callbacks += [wandb] if wandb else []
     fn = make_trial(base, folder, resources)
     path = str(files.tune)
@@ -113,7 +113,9 @@ def search(
     if wandb:
         wandb.summarize({"leaderboard": read_csv(files.leaderboard_csv)})
     if code == 0 and options.confirm_top:
-        code = confirm(options.ray, folder, options.confirm_top, options.confirm_seeds, wandb=settings.get("wandb"))
+        code = confirm(
+            options.ray, folder, options.confirm_top, options.confirm_seeds, wandb=settings.get("wandb_project")
+        )
     return code
 
 

@@ -43,7 +43,7 @@ SETTING_KEYS = (
     "max_failures",
     "storage",
     "mlflow",
-    "wandb",
+    "wandb_project",
 )
 # sweep.json written before these keys existed
 OLD_SWEEP_SETTINGS = {
@@ -54,7 +54,7 @@ OLD_SWEEP_SETTINGS = {
     "max_failures": 3,
     "storage": "sqlite",
     "mlflow": None,
-    "wandb": None,
+    "wandb_project": None,
 }
 
 
@@ -298,7 +298,7 @@ def sweep_settings(args: argparse.Namespace, space, base: dict) -> dict:
         "max_failures": args.max_failures,
         "storage": args.storage,
         "mlflow": args.mlflow,  # None: off; "": the sweep folder's own store
-        "wandb": args.wandb,  # None: off; else the W&B project
+        "wandb_project": args.wandb,  # None: off (--wandb)
     }
 
 
@@ -366,8 +366,8 @@ def run(args: argparse.Namespace) -> int:
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
             settings = sweep_settings(args, space, base)
-        if wandb_problem(args.wandb, settings["wandb"], folder, bool(args.resume)):
-            raise UsageError(wandb_problem(args.wandb, settings["wandb"], folder, bool(args.resume)))
+        if wandb_problem(args.wandb, settings["wandb_project"], folder, bool(args.resume)):
+            raise UsageError(wandb_problem(args.wandb, settings["wandb_project"], folder, bool(args.resume)))
     except (UsageError, ValueError) as e:
         return usage_error(str(e))
     from sweep.cluster import ClusterError, probe_address

@@ -250,6 +250,7 @@ SWEEP_SETTINGS = (
         "sqlite, journal or a URL",
     ),
     ("mlflow", lambda v: v is None or isinstance(v, str), "a tracking URI, empty or null"),
+    ("wandb_project", lambda v: v is None or (isinstance(v, str) and bool(v)), "a W&B project name or null"),
 )
 
 

@@ -198,3 +198,16 @@ def test_a_failing_wandb_is_one_warning_and_logging_stops(tmp_path, monkeypatch,
         "W&B logging stops here, the sweep goes on"
     ]
     assert len(calls) == 1  # one wait for the server, not one per trial
+
+
+def test_a_damaged_project_in_sweep_json_is_named(tmp_path):
+    import json
+
+    from sweep.tables import DamagedTable, load_sweep_json
+
+    record = {"name": "s", "space": "baselines", "preset": "smoke", "base": {}, "trials": 3, "wandb_project": 5}
+    (tmp_path / "sweep.json").write_text(json.dumps(record))
+    with pytest.raises(DamagedTable, match="wandb_project=5, which is not a W&B project name or null"):
+        load_sweep_json(tmp_path)
+    (tmp_path / "sweep.json").write_text(json.dumps({**record, "wandb_project": "p"}))
+    assert load_sweep_json(tmp_path)["wandb_project"] == "p"
