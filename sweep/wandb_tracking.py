@@ -88,7 +88,10 @@ class WandbTracking(Callback):
         self.group, self.job_type = sweep["name"], job_type
         self.token = sweep_token(sweep["name"], str(sweep.get("created", "")))
         self.runs: dict[str, object] = {}  # row -> open wandb Run
-        self.waiting: dict[str, tuple[object, Path, int, int]] = {}  # row -> (run, samples.png, step, exit code)
+        self.last_step: dict[str, int] = {}  # row -> the trial's training steps: where its final row goes
+        self.pending: set[str] = set()  # runs whose last row is not committed yet (it waits for the finals)
+        self.opened: dict[str, dict] = {}  # row -> how its run was opened (to open it again for a late grid)
+        self.waiting: dict[str, tuple[Path, int, int]] = {}  # row -> (samples.png not synced yet, step, exit code)
         self.ledger_path = SweepFolder(folder).wandb_ledger
         self.ledger = self._read_ledger()
         self.warned = False
@@ -141,8 +144,8 @@ class WandbTracking(Callback):
         os.environ.setdefault("WANDB_SILENT", "true")  # its banner would land in every trial's console lines
         SweepFolder(self.folder).wandb.mkdir(parents=True, exist_ok=True)
         quiet = {"silent": True, "console": "off", "x_disable_stats": True}  # no console capture, no system monitor
-        try:  # the run file flushed every 2 s (wandb's default 15 s: a killed driver loses less); a private setting
-            settings = wandb.Settings(**quiet, x_transaction_log_flush_interval=2)
+        try:  # the run file flushed every 1 s (wandb's default 15 s: a killed driver loses less); a private setting
+            settings = wandb.Settings(**quiet, x_transaction_log_flush_interval=1)
         except Exception:  # noqa: BLE001  (a wandb without it: its default)
             settings = wandb.Settings(**quiet)
         return wandb.init(
@@ -170,23 +173,29 @@ class WandbTracking(Callback):
         try:
             cfg = self.configs.of(params)
             config.update(preset=cfg.preset, steps=cfg.steps, seed=cfg.seed, config_hash=cfg.config_hash())
+            self.last_step[row] = cfg.steps
             objective = self.space.baseline_of(params) or params.get("objective") or f"target {cfg.target}"
         except ValueError:  # a bad config: the trial fails with this message itself
             objective = "config"
         tags.append(objective)
-        self.runs[row] = self._init(
-            self.run_id(row), job_type=self.job_type, name=f"{objective} {row}", config=config, tags=tags
-        )
+        self.opened[row] = {"job_type": self.job_type, "name": f"{objective} {row}", "config": config, "tags": tags}
+        self.runs[row] = self._init(self.run_id(row), **self.opened[row])
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self.runs.get(self.row(trial))
+        row = self.row(trial)
+        run = self.runs.get(row)
         if run is not None and "intermediate_fid" in result:
-            self._guard("metric", self._log, run, {"intermediate_fid": result["intermediate_fid"]}, result["step"])
+            # a row goes to wandb's run file when committed; the last step's waits for the final FIDs beside it
+            commit = result["step"] != self.last_step.get(row)
+            self._guard(
+                "metric", self._log, run, {"intermediate_fid": result["intermediate_fid"]}, result["step"], commit
+            )
 
-    def _log(self, run, values: dict, step: int) -> None:
+    def _log(self, run, values: dict, step: int, commit: bool = True) -> None:
         if step <= self.ledger.get(run.id, {}).get("step", -1):  # logged before this driver: not twice
             return
-        run.log(values, step=int(step))
+        run.log(values, step=int(step), commit=commit)
+        (self.pending.discard if commit else self.pending.add)(run.id)
         self._mark(run.id, step=int(step))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
@@ -207,31 +216,37 @@ class WandbTracking(Callback):
             return
         status = last.get("status", "completed" if "final_fid" in last else "error")
         finals = {k: float(v) for k, v in last.items() if _number(v) and k not in SKIP and not _tune_key(k)}
-        step = max(int(last.get("step") or 0), self.ledger.get(run.id, {}).get("step", 0))
-        run.log(finals, step=step)  # beside the last intermediate FID when it was at this step
+        step, prior = int(last.get("step") or 0), self.ledger.get(run.id, {}).get("step", -1)
+        if step < prior or (step == prior and run.id not in self.pending):  # that row is written: the next one
+            step = prior + 1
+        grid = TrialFolder(trial.path).samples_png  # Tune may sync it after the trial ends
+        if grid.is_file():
+            finals["samples"] = _image(grid)
         run.summary.update({"status": status, **{k: str(last[k]) for k in ("fid_kind", "gpu") if last.get(k)}})
+        run.log(finals, step=step, commit=True)  # beside the last intermediate FID when it was at this step
+        code = 0 if status == "completed" else 1
+        # finished now: wandb writes its run file out only on finish (a driver killed a second later would lose
+        # the finals, and the ledger would not log them again)
+        run.finish(exit_code=code)
         self._mark(run.id, step=step, final=True)
-        grid = TrialFolder(trial.path).samples_png  # Tune syncs it after the trial ends
-        self.waiting[row] = (run, grid, step, 0 if status == "completed" else 1)
-        self._log_grids()
+        if "samples" not in finals:  # the usual case: the run opens again for its grid, at the next step
+            self.waiting[row] = (grid, step + 1, code)
 
     def on_step_end(self, iteration, trials, **info):
         if self.waiting:
             self._guard("samples", self._log_grids)
 
-    def _log_grids(self, last_chance: bool = False) -> None:
-        import wandb
-
-        for row, (run, grid, step, code) in list(self.waiting.items()):
+    def _log_grids(self) -> None:
+        for row, (grid, step, code) in list(self.waiting.items()):
             if grid.is_file():
-                run.log({"samples": wandb.Image(str(grid))}, step=step)  # the finals' step: one row with them
-            elif not last_chance:
-                continue
-            run.finish(exit_code=code)
-            del self.waiting[row]
+                run = self._init(self.run_id(row), **self.opened[row])
+                run.log({"samples": _image(grid)}, step=step, commit=True)
+                run.finish(exit_code=code)
+                self._mark(run.id, step=step)
+                del self.waiting[row]
 
     def on_experiment_end(self, trials, **info):
-        self._guard("samples", self._log_grids, True)
+        self._guard("samples", self._log_grids)  # a grid not synced by now is not logged (it is in the trial folder)
         for row in list(self.runs):  # still open: interrupted with the driver
             run = self.runs.pop(row)
             self._guard("trial end", run.finish, signals.exit_code() or 1)
@@ -272,6 +287,12 @@ def tracker(project: str | None, folder: Path, configs, space, job_type: str = "
     from sweep.tables import load_sweep_json
 
     return WandbTracking(project, folder, load_sweep_json(folder), configs, space, job_type)
+
+
+def _image(path: Path):
+    import wandb
+
+    return wandb.Image(str(path))
 
 
 def _number(value) -> bool:

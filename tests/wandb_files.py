@@ -20,6 +20,8 @@ def records(path: Path):
     from wandb.proto import wandb_internal_pb2 as pb
 
     data = Path(path).read_bytes()
+    if len(data) < HEADER:  # a run killed before its first flush
+        return
     assert data[:4] == b":W&B" and struct.unpack("<H", data[4:6])[0] == 0xBEE1, path
     pos, parts = HEADER, b""
     while pos + HEADER <= len(data):
@@ -50,6 +52,7 @@ def _put(into: dict, item, value) -> None:
 def read_run(path: Path) -> dict:
     """run id, project, group, job type, name, tags, config, history rows (with ``_step``), summary, exit code."""
     out = {"config": {}, "history": [], "summary": {}, "exit_code": None, "path": Path(path)}
+    out["id"] = Path(path).name[len("run-") : -len(".wandb")]  # also where a kill left no run record
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -74,7 +77,8 @@ def read_run(path: Path) -> dict:
 
 
 def runs_of(folder: Path, timeout: float = 20.0) -> dict[str, list[dict]]:
-    """Every offline run under ``<folder>/wandb``, by run id, each start in order; waits for their exit records."""
+    """Every offline run under ``<folder>/wandb``, by run id, each start in order; waits up to ``timeout`` for
+    their exit records (a run whose process was killed never gets one)."""
     deadline = time.monotonic() + timeout
     while True:
         files = sorted(Path(folder).glob("wandb/offline-run-*/run-*.wandb"))

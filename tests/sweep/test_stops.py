@@ -64,9 +64,13 @@ def check_whole(folder, name: str, before: pd.DataFrame, resumed: str) -> None:
     assert len(pd.read_csv(folder / "leaderboard.csv")) == 3
 
 
-def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path, capsys):
-    """SIGKILL to the driver and its Ray (its process group): nothing of it runs after."""
-    proc = start_driver(args(tmp_path, "k"), **WINDOW)
+def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session, tmp_path, capsys, monkeypatch):
+    """SIGKILL to the driver and its Ray (its process group): nothing of it runs after. With --wandb, the lost
+    trial's run continues under its own id and every trial's final FIDs are logged once."""
+    for var in ("WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_CONFIG_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    proc = start_driver([*args(tmp_path, "k"), "--wandb", "proj"], **WINDOW)
     csv = tmp_path / "k" / "trials.csv"
     got = {}
 
@@ -77,6 +81,26 @@ def test_a_driver_killed_right_after_a_trial_starts_loses_no_config(ray_session,
     assert proc.returncode == -signal.SIGKILL, out
     assert main([*args(tmp_path, "k"), "--resume"]) == 0
     check_whole(tmp_path, "k", got["rows"], capsys.readouterr().out)
+    check_wandb(tmp_path / "k", got["rows"])
+
+
+def check_wandb(folder, before: pd.DataFrame) -> None:
+    import json
+
+    from sweep.wandb_tracking import sweep_token
+    from tests.wandb_files import runs_of
+
+    saved = json.loads((folder / "sweep.json").read_text())
+    token = sweep_token(saved["name"], saved["created"])
+    runs = runs_of(folder, timeout=5)
+    rows = pd.read_csv(folder / "trials.csv")
+    assert {f"{token}-{row}" for row in rows["trial_id"]} | {f"{token}-summary"} == set(runs)
+    for row, fid in zip(rows["trial_id"], rows["final_fid"]):
+        starts = runs[f"{token}-{row}"]
+        finals = [h["final_fid"] for start in starts for h in start["history"] if "final_fid" in h]
+        assert finals == [fid] and starts[-1]["exit_code"] == 0  # logged once, by the start that finished it
+    lost = before.loc[before["status"] == "running", "trial_id"].item()
+    assert runs[f"{token}-{lost}"][-1]["config"]["objective"] == "meanflow"  # its own run id, continued
 
 
 def test_a_driver_whose_gcs_dies_stops_as_on_sigterm_and_loses_no_config(ray_session, tmp_path, capsys):
