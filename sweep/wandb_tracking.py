@@ -286,6 +286,11 @@ def tracker(project: str | None, folder: Path, configs, space, job_type: str = "
         return None
     from sweep.tables import load_sweep_json
 
+    # wandb leaves its service's address in the environment for child processes: a driver started by a process
+    # that used wandb (a notebook, a test) would log through that process's service, where the runs of a
+    # killed driver stay open and a resumed one is refused their ids. Each driver runs a service of its own.
+    os.environ.pop("WANDB_SERVICE", None)
+
     return WandbTracking(project, folder, load_sweep_json(folder), configs, space, job_type)
 
 

@@ -145,13 +145,14 @@ def test_a_missing_package_or_an_unwritable_folder_is_one_sentence(tmp_path, mon
 def test_a_real_sweep_and_its_confirmation_land_offline_in_the_sweep_folder(ray_session, tmp_path, capsys):
     from sweep.confirm import main as confirm_main
     from sweep.run import main as run_main
+    from sweep.tables import read_csv
     from tests.helpers import sweep_args
 
     args = sweep_args("alpha_schedules", tmp_path, "wb", 20, "--trials", "2", "--wandb", "proj", fid_samples=64)
     assert run_main([*args, "--set", "eval_every=10", "--set", "eval_samples=64", "--set", "fid_nfe=1"]) == 0
     folder = tmp_path / "wb"
     assert f"upload with: wandb sync {folder / 'wandb'}" in capsys.readouterr().out
-    board = pd.read_csv(folder / "leaderboard.csv")
+    board = read_csv(folder / "leaderboard.csv")  # trial ids as text (a hex id such as 711e8883 is no number)
     runs = runs_of(folder)
     trials = {i: starts for i, starts in runs.items() if starts[0]["job_type"] == "trial"}
     assert len(trials) == 2
