@@ -324,10 +324,9 @@ def run(args) -> int:
         return usage_error(f"--objectives {unknown[0]!r} is not a named objective; known: all, {', '.join(OBJECTIVES)}")
     if args.seeds < 2:
         return usage_error(f"--seeds {args.seeds} must be at least 2 (an interval needs two seeds)")
-    if trial_flag_problem(args):
-        return usage_error(trial_flag_problem(args))
-    if wandb_problem(args.wandb, None, folder, resume=False):
-        return usage_error(wandb_problem(args.wandb, None, folder, resume=False))
+    problem = trial_flag_problem(args) or wandb_problem(args.wandb, None, folder, resume=False)
+    if problem:
+        return usage_error(problem)
     try:
         signals.grace_seconds()
     except ValueError as e:

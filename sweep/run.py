@@ -366,8 +366,9 @@ def run(args: argparse.Namespace) -> int:
             base = base_config(args, preset)
             check_configs(base, space, local=args.address is None)
             settings = sweep_settings(args, space, base)
-        if wandb_problem(args.wandb, settings["wandb_project"], folder, bool(args.resume)):
-            raise UsageError(wandb_problem(args.wandb, settings["wandb_project"], folder, bool(args.resume)))
+        problem = wandb_problem(args.wandb, settings["wandb_project"], folder, bool(args.resume))
+        if problem:
+            raise UsageError(problem)
     except (UsageError, ValueError) as e:
         return usage_error(str(e))
     from sweep.cluster import ClusterError, probe_address

@@ -95,6 +95,7 @@ class WandbTracking(Callback):
         self.ledger_path = SweepFolder(folder).wandb_ledger
         self.ledger = self._read_ledger()
         self.warned = False
+        self.mode = None  # online or offline: decided at the first run this driver opens
 
     # ------------------------------------------------------------ plumbing
     def _guard(self, what: str, fn, *args) -> None:
@@ -143,6 +144,7 @@ class WandbTracking(Callback):
 
         os.environ.setdefault("WANDB_SILENT", "true")  # its banner would land in every trial's console lines
         SweepFolder(self.folder).wandb.mkdir(parents=True, exist_ok=True)
+        self.mode = self.mode or mode()
         quiet = {"silent": True, "console": "off", "x_disable_stats": True}  # no console capture, no system monitor
         try:  # the run file flushed every 1 s (wandb's default 15 s: a killed driver loses less); a private setting
             settings = wandb.Settings(**quiet, x_transaction_log_flush_interval=1)
@@ -153,7 +155,7 @@ class WandbTracking(Callback):
             group=self.group,
             id=run_id,
             dir=str(self.folder),
-            mode=mode(),
+            mode=self.mode,
             resume="allow",
             reinit="create_new",
             settings=settings,
@@ -274,10 +276,10 @@ class WandbTracking(Callback):
         self._mark(run_id, step=step)
         run.finish()
         where = SweepFolder(self.folder).wandb
-        if mode() == "offline":
+        if self.mode == "offline":
             print(f"W&B: {self.project}/{self.group} written offline to {where}; upload with: wandb sync {where}")
         else:
-            print(f"W&B: project {self.project}, group {self.group} ({mode()})")
+            print(f"W&B: project {self.project}, group {self.group} ({self.mode})")
 
 
 def tracker(project: str | None, folder: Path, configs, space, job_type: str = "trial") -> WandbTracking | None:
