@@ -51,7 +51,31 @@ def check(project: str, folder: Path) -> str | None:
     probe = next(p for p in (runs, *runs.parents) if p.exists())  # the folder, or where it will be made
     if not os.access(probe, os.W_OK | os.X_OK) or (runs.exists() and not runs.is_dir()):
         return f"--wandb: {runs} cannot be written by this user (W&B's offline runs go there)"
+    ledger = SweepFolder(folder).wandb_ledger
+    if ledger.exists() and read_ledger(ledger) is None:
+        return (
+            f"{ledger} is damaged (not a JSON record of runs and steps); move it away to go on logging (steps "
+            "already logged may then be logged again)"
+        )
     return None
+
+
+def read_ledger(path: Path) -> dict | None:
+    """The ledger (run id -> {"step": last step logged, "final": bool}); {} when there is none, None when it
+    is damaged: truncated, garbage, or not that shape."""
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+    good = isinstance(data, dict) and all(isinstance(v, dict) for v in data.values())
+    good = good and all(
+        isinstance(v.get("step", 0), int) and not isinstance(v.get("step"), bool) for v in data.values()
+    )
+    return data if good else None
 
 
 def mode() -> str:
@@ -93,7 +117,7 @@ class WandbTracking(Callback):
         self.opened: dict[str, dict] = {}  # row -> how its run was opened (to open it again for a late grid)
         self.waiting: dict[str, tuple[Path, int, int]] = {}  # row -> (samples.png not synced yet, step, exit code)
         self.ledger_path = SweepFolder(folder).wandb_ledger
-        self.ledger = self._read_ledger()
+        self.ledger = read_ledger(self.ledger_path) or {}  # checked before Ray started (check)
         self.warned = False
         self.mode = None  # online or offline: decided at the first run this driver opens
 
@@ -111,15 +135,6 @@ class WandbTracking(Callback):
                 f"warning: W&B {what} failed ({type(e).__name__}: {e}); W&B logging stops here, the sweep goes on",
                 file=sys.stderr,
             )
-
-    def _read_ledger(self) -> dict:
-        import json
-
-        try:
-            data = json.loads(self.ledger_path.read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):  # none yet, or damaged: a step may be logged again, never lost
-            return {}
 
     def _mark(self, run_id: str, **fields) -> None:
         self.ledger.setdefault(run_id, {}).update(fields)

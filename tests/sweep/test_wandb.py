@@ -213,3 +213,29 @@ def test_a_damaged_project_in_sweep_json_is_named(tmp_path):
         load_sweep_json(tmp_path)
     (tmp_path / "sweep.json").write_text(json.dumps({**record, "wandb_project": "p"}))
     assert load_sweep_json(tmp_path)["wandb_project"] == "p"
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    [b'{"abc-t1": {"step": 1', b"\x00\xffgarbage", b'["not", "a record"]', b'{"abc-t1": {"step": NaN}}', b""],
+    ids=["truncated", "garbage", "a list", "nan step", "empty"],
+)
+def test_a_damaged_ledger_is_refused_at_resume_before_ray_and_nothing_is_written(tmp_path, capsys, ledger):
+    import json
+
+    from sweep.run import main as run_main
+
+    folder = tmp_path / "s"
+    (folder / "wandb").mkdir(parents=True)
+    record = {"name": "s", "space": "baselines", "preset": "smoke", "base": {"preset": "smoke"}, "trials": 3}
+    (folder / "sweep.json").write_text(json.dumps({**record, "wandb_project": "p"}))
+    (folder / "trials.csv").write_text("trial_id,status,final_fid,fid_kind,config_hash,seed,finished_at\n")
+    (folder / "wandb" / "ledger.json").write_bytes(ledger)
+    before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")}
+    assert run_main(["--results-dir", str(tmp_path), "--name", "s", "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {folder / 'wandb' / 'ledger.json'} is damaged (not a JSON record of runs and steps); move it "
+        "away to go on logging (steps already logged may then be logged again)"
+    )
+    assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")} == before
