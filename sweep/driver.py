@@ -135,7 +135,7 @@ def summarize(folder: Path, name: str, trials: int, top: int = 5, asha: bool = F
     shown = [f"{n} {word}" for word, n in counts.items() if n or word != "not finished"]
     print(f"\n{name}: {', '.join(shown)}, of {trials}")
     if len(board):
-        fids = [metric, *[c for c in fid_columns(board) if c != metric]]  # the 1- and 2-step FIDs beside the 10-step
+        fids = fid_columns(board, first=metric)  # the 1- and 2-step FIDs beside the 10-step one
         board["objective"] = [named(r) for r in board.to_dict("records")]
         cols = [c for c in ("rank", "trial_id", "objective", *fids, "delta_vs_meanflow", "fid_kind") if c in board]
         print(f"ranked by {metric}" if metric != "final_fid" else "ranked by final_fid (the protocol's 10 steps)")

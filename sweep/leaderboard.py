@@ -38,8 +38,7 @@ SHOW = [
 
 def shown(board: pd.DataFrame, metric: str) -> list[str]:
     """The printed columns: SHOW, with the ranked metric first among the FIDs and each measured FID beside it."""
-    fids = fid_columns(board)
-    fids = [metric, *[c for c in fids if c != metric]]
+    fids = fid_columns(board, first=metric)
     at = SHOW.index("final_fid")
     return [c for c in SHOW[:at] + fids + SHOW[at + 1 :] if c in board]
 

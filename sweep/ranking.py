@@ -51,9 +51,7 @@ def rank(frame: pd.DataFrame, metric: str = "final_fid") -> pd.DataFrame:
         cost = pd.to_numeric(done["gpu_seconds"], errors="coerce")  # device-seconds (sweep.trainable.costs)
         done["device_hours"] = cost.groupby(done["config_hash"]).transform("sum") / 3600.0
         done["device_kind"] = device_kinds(done)
-        done["pareto"] = False
-        for _, idx in done.groupby(["fid_kind", "device_kind"]).groups.items():
-            done.loc[idx, "pareto"] = pareto_front(done.loc[idx, [metric, "device_hours"]].to_numpy(float))
+        done["pareto"] = fronts(done, [metric, "device_hours"], ["fid_kind", "device_kind"])
     done = done.sort_values(["fid_kind", metric], kind="stable")
     done.insert(0, "rank", done.groupby("fid_kind").cumcount() + 1)
     return done.reset_index(drop=True)
@@ -65,11 +63,21 @@ def device_kinds(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(["" if g != g else ("GPU" if g > 0 else "CPU") for g in gpus], index=frame.index, dtype=object)
 
 
-def fid_columns(frame: pd.DataFrame) -> list[str]:
-    """The final-FID columns ``frame`` holds a value in: ``final_fid``, then ``final_fid_nfe<k>`` by k."""
+def fid_columns(frame: pd.DataFrame, first: str = "final_fid") -> list[str]:
+    """The final-FID columns ``frame`` holds a value in: ``first`` (the ranked one), then ``final_fid``, then
+    ``final_fid_nfe<k>`` by k."""
     few = [c for c in frame if c.startswith("final_fid_nfe") and c[len("final_fid_nfe") :].isdigit()]
     cols = ["final_fid", *sorted(few, key=lambda c: int(c[len("final_fid_nfe") :]))]
-    return [c for c in cols if c in frame and pd.to_numeric(frame[c], errors="coerce").notna().any()]
+    cols = [c for c in cols if c in frame and pd.to_numeric(frame[c], errors="coerce").notna().any()]
+    return [first, *[c for c in cols if c != first]] if first in cols else cols
+
+
+def fronts(frame: pd.DataFrame, objectives: list[str], by: list[str]) -> pd.Series:
+    """Whether each row is on the Pareto front (``objectives`` minimised) of the rows sharing its ``by`` values."""
+    out = pd.Series(False, index=frame.index)
+    for _, idx in frame.groupby(by).groups.items():
+        out[idx] = pareto_front(frame.loc[idx, objectives].to_numpy(float))
+    return out
 
 
 def pareto_front(points) -> list[bool]:

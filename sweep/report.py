@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from sweep.columns import CONFIRM_COLUMNS  # noqa: E402
 from sweep.folder import ResultsFolder, SweepFolder, TrialFolder  # noqa: E402
-from sweep.ranking import attach_confirmations, fid_columns, pareto_front, rank  # noqa: E402
+from sweep.ranking import attach_confirmations, fid_columns, fronts, rank  # noqa: E402
 from sweep.tables import DamagedTable, read_confirmations, read_csv, read_table  # noqa: E402
 from sweep.stats import early_signal  # noqa: E402
 from sweep.report_data import (  # noqa: E402
@@ -78,9 +78,7 @@ def config_costs(board: pd.DataFrame) -> pd.DataFrame:
         final_fid=("final_fid", "mean"), device_hours=("device_hours", "first"), device_kind=("device_kind", "first")
     )
     per["label"] = per.index.map(labels(board, key="config_hash"))
-    per["pareto"] = False
-    for _, idx in per.groupby("device_kind").groups.items():
-        per.loc[idx, "pareto"] = pareto_front(per.loc[idx, ["final_fid", "device_hours"]].to_numpy(float))
+    per["pareto"] = fronts(per, ["final_fid", "device_hours"], ["device_kind"])
     return per.reset_index()
 
 

@@ -26,6 +26,18 @@ from sweep.trainable import row_of
 
 EXPERIMENT = "meanflow-sweep"
 FINAL_METRICS_SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error")
+TUNE_KEYS = ("time_", "training_iteration")  # Tune's own bookkeeping in a result
+
+
+def final_metrics(result: dict, skip=(), tune_keys=TUNE_KEYS) -> dict[str, float]:
+    """A trial's last result as numbers to chart: every number but NaN, except the words (``FINAL_METRICS_SKIP``,
+    ``skip``) and Tune's keys (``tune_keys``: prefixes). MLflow and W&B log these."""
+    out = {}
+    for key, value in result.items():
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+        if numeric and key not in FINAL_METRICS_SKIP and key not in skip and not key.startswith(tune_keys):
+            out[key] = float(value)
+    return out
 
 
 def default_uri(folder: Path) -> str:
@@ -138,10 +150,8 @@ class MlflowTracking(Callback):
         for key in ("config_hash", "fid_kind", "gpu"):
             if last.get(key) is not None:
                 self.client.set_tag(run, key, str(last[key]))
-        for key, value in last.items():
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-            if numeric and key not in FINAL_METRICS_SKIP and not key.startswith(("time_", "training_iteration")):
-                self.client.log_metric(run, key, float(value), step=int(last.get("step") or 0))
+        for key, value in final_metrics(last).items():
+            self.client.log_metric(run, key, value, step=int(last.get("step") or 0))
         self.grids.append((run, TrialFolder(trial.path).samples_png))  # Tune syncs it after the trial ends
         self._log_grids()
         self.client.set_terminated(run, status="FINISHED" if status == "completed" else "FAILED")

@@ -18,7 +18,6 @@ step logged per run, so nothing is logged twice. Tracking never breaks a sweep: 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sys
 from pathlib import Path
@@ -27,13 +26,15 @@ from ray.tune import Callback
 
 from sweep import signals
 from sweep.folder import SweepFolder, TrialFolder
+from sweep.tracking import TUNE_KEYS, final_metrics
 from sweep.trainable import flat_params, row_of
 from trainer.runtime import atomic_write_json
 
 DEFAULT_PROJECT = "meanflow-sweep"
 BAD_PROJECT_CHARS = "/\\#?%:"  # what W&B refuses in a project name (wandb.sdk.wandb_settings, validate_project)
 PROJECT_MAX = 128
-SKIP = ("versions", "gpu", "fid_kind", "config_hash", "status", "error", "step")  # not numbers to chart
+# besides MLflow's: the step is the row's own, and more of Tune's bookkeeping (timesteps, iterations, node)
+SKIPPED_TUNE_KEYS = (*TUNE_KEYS, "timesteps", "episodes", "iterations", "done", "node")
 
 
 def check(project: str, folder: Path) -> str | None:
@@ -232,7 +233,7 @@ class WandbTracking(Callback):
             run.finish(exit_code=signals.exit_code() or 1)
             return
         status = last.get("status", "completed" if "final_fid" in last else "error")
-        finals = {k: float(v) for k, v in last.items() if _number(v) and k not in SKIP and not _tune_key(k)}
+        finals = final_metrics(last, skip=("step",), tune_keys=SKIPPED_TUNE_KEYS)
         step, prior = int(last.get("step") or 0), self.ledger.get(run.id, {}).get("step", -1)
         if step < prior or (step == prior and run.id not in self.pending):  # that row is written: the next one
             step = prior + 1
@@ -315,15 +316,6 @@ def _image(path: Path):
     import wandb
 
     return wandb.Image(str(path))
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _tune_key(key: str) -> bool:
-    """Tune's own bookkeeping in a result (timing, iteration, node)."""
-    return key.startswith(("time_", "training_iteration", "timesteps", "episodes", "iterations", "done", "node"))
 
 
 def _loggable(frame):
